@@ -1,0 +1,118 @@
+"""The asset factory: one software-defined asset per catalog entry, all built the same way."""
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+import pyarrow.dataset as ds
+
+from jira_assets.arrow import RecordConverter
+from jira_assets.catalog import OBJECTS, JiraObject
+from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
+from jira_assets.defs.resources import JiraCloudResource
+from jira_assets.extract import Window, extract
+from jira_assets.issue_schema import issue_converter
+from jira_assets.parquet.stream import RecordBatchStream
+
+RAW_PREFIX = ["jira", "raw"]
+GROUP = "jira_raw"
+POOL = "jira_api"  # `dagster instance concurrency set jira_api N` caps concurrent Jira steps
+
+
+def raw_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([*RAW_PREFIX, name])
+
+
+def column_schema(obj: JiraObject) -> dg.TableSchema:
+    """Declared columns (for issues, the standard ones; custom fields are added per site at run time)."""
+    schema = issue_converter([]).schema if obj.name == "issues" else RecordConverter(obj.columns).schema
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, str(f.type), description=(f.metadata or {}).get(b"description", b"").decode())
+            for f in schema
+        ]
+    )
+
+
+def _description(obj: JiraObject) -> str:
+    mode = (
+        "Incremental: one partition per UTC day; backfill any past day."
+        if obj.incremental
+        else "Snapshot: one partition per capture date; only today's state can be fetched."
+    )
+    needs = f" Needs the Jira permission '{obj.permission}'." if obj.permission else ""
+    return f"{obj.title} from `GET {obj.path}`. {obj.description} {mode}{needs}".replace("  ", " ")
+
+
+def check_capture_date(obj: JiraObject, partition_key: str) -> None:
+    today = today_utc()
+    if partition_key != today:
+        raise dg.Failure(
+            description=(
+                f"{obj.name} is a snapshot: Jira shows only its current state, so only today's capture date "
+                f"({today}) can be materialized, not {partition_key}."
+            )
+        )
+
+
+def _deps(obj: JiraObject) -> list[dg.AssetDep]:
+    """Lineage-only edges. Snapshot upstreams of incremental assets map to their latest capture."""
+    deps = []
+    for name in obj.upstream:
+        mapping = dg.LastPartitionMapping() if obj.incremental else None
+        deps.append(dg.AssetDep(raw_key(name), partition_mapping=mapping))
+    return deps
+
+
+def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
+    common = dict(
+        name=obj.name,
+        key_prefix=RAW_PREFIX,
+        group_name=GROUP,
+        kinds={"jira", "parquet", "s3"},
+        owners=["team:data-eng"],
+        tags={"jira/mode": obj.mode.value},
+        description=_description(obj),
+        partitions_def=incremental_partitions if obj.incremental else snapshot_partitions,
+        io_manager_key="parquet_io_manager",
+        pool=POOL,
+        code_version=obj.version,
+        deps=_deps(obj),
+        metadata={
+            "jira/endpoint": obj.path,
+            "jira/scopes": ", ".join(obj.scopes) or "none",
+            "jira/permission": obj.permission or "Browse",
+            "jira/primary_key": ", ".join(obj.primary_key) or "(one row)",
+            "jira/mode": obj.mode.value,
+            "jira/appflow_object": obj.appflow,
+            "dagster/column_schema": column_schema(obj),
+        },
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+    )
+
+    def materialize(context: dg.AssetExecutionContext, jira: JiraCloudResource,
+                    upstream: Optional[ds.Dataset]) -> RecordBatchStream:
+        window = None
+        if obj.incremental:
+            start, end = context.partition_time_window
+            window = Window(start, end)
+        else:
+            check_capture_date(obj, context.partition_key)
+        return extract(obj, jira.get_client(), window=window, upstream=upstream, settings=jira.extract_settings())
+
+    if obj.reads:
+        @dg.asset(ins={"upstream": dg.AssetIn(key=raw_key(obj.reads))}, **common)
+        def _with_input(context: dg.AssetExecutionContext, jira: JiraCloudResource,
+                        upstream: ds.Dataset) -> RecordBatchStream:
+            return materialize(context, jira, upstream)
+
+        return _with_input
+
+    @dg.asset(**common)
+    def _asset(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> RecordBatchStream:
+        return materialize(context, jira, None)
+
+    return _asset
+
+
+raw_assets: list[dg.AssetsDefinition] = [build_raw_asset(obj) for obj in OBJECTS]

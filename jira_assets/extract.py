@@ -1,0 +1,510 @@
+"""Run a catalog entry against Jira and stream its rows as Arrow batches. No Dagster import.
+
+`extract(obj, client, ...)` returns a lazy `RecordBatchStream`: nothing is fetched until the IO manager
+pulls the first batch, and a page of records flows to Parquet without the table ever being in memory.
+Each kind of endpoint has one extractor below; `JiraObject.extractor` names it.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from jira_assets.arrow import RecordConverter, to_epoch_ms
+from jira_assets.catalog import JiraObject
+from jira_assets.issue_schema import issue_converter
+from jira_assets.jira.errors import JiraError
+from jira_assets.jira.paging import PageBean, SinglePage, StartAtTotal
+from jira_assets.parquet.stream import RecordBatchStream
+
+log = logging.getLogger(__name__)
+
+API = "/rest/api/2"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open UTC time window [start, end)."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware (UTC)")
+        if self.end <= self.start:
+            raise ValueError(f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}")
+
+    @property
+    def start_ms(self) -> int:
+        return to_epoch_ms(self.start.isoformat())
+
+    @property
+    def end_ms(self) -> int:
+        return to_epoch_ms(self.end.isoformat())
+
+    def contains_ms(self, ms: int) -> bool:
+        return self.start_ms <= ms < self.end_ms
+
+    def split(self, parts: int) -> list["Window"]:
+        """Equal sub-windows on whole minutes (JQL compares at minute precision)."""
+        minutes = int((self.end - self.start).total_seconds() // 60)
+        parts = max(1, min(parts, minutes))
+        bounds = [self.start + dt.timedelta(minutes=minutes * i // parts) for i in range(parts)] + [self.end]
+        return [Window(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How hard to push Jira, and which issues are in scope."""
+
+    issue_page_size: int = 100
+    window_splits: int = 1  # sub-windows of a partition searched concurrently
+    child_workers: int = 4  # concurrent per-issue/per-parent requests
+    overlap_minutes: int = 5  # re-read before the window start; rows are then filtered to the window
+    projects: tuple[str, ...] = ()  # project keys or ids; empty = every visible project
+    jql_filter: Optional[str] = None  # extra JQL AND-ed to the window
+    extra: dict = field(default_factory=dict)
+
+
+class ExtractionError(RuntimeError):
+    """The object could not be extracted; the message names the cause."""
+
+
+# --------------------------------------------------------------------------------------------------
+# concurrency: bounded fan-out that yields results as they complete, never holding more than a few
+# --------------------------------------------------------------------------------------------------
+
+
+def bounded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[tuple[Any, Any]]:
+    """(item, fn(item) or the exception) pairs as they finish; at most 2×workers are pending at once."""
+    workers = max(1, workers)
+    if workers == 1:
+        for item in items:
+            try:
+                yield item, fn(item)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, which decides
+                yield item, exc
+        return
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jira-fetch") as pool:
+        pending: dict[cf.Future, Any] = {}
+        iterator = iter(items)
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < 2 * workers:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[pool.submit(fn, item)] = item
+            if not pending:
+                break
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                exc = future.exception()
+                yield item, (exc if exc is not None else future.result())
+
+
+def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
+    """Run several page generators on threads and yield their items as they come (bounded queue)."""
+    if len(generators) == 1 or workers <= 1:
+        for make in generators:
+            yield from make()
+        return
+    import queue
+
+    out: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=2 * workers)
+    stop = threading.Event()
+
+    def run(make: Callable[[], Iterator[Any]]) -> None:
+        try:
+            for item in make():
+                if stop.is_set():
+                    return
+                out.put(("item", item))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            out.put(("error", exc))
+        finally:
+            out.put(("done", None))
+
+    with cf.ThreadPoolExecutor(max_workers=min(workers, len(generators)), thread_name_prefix="jira-window") as pool:
+        for make in generators:
+            pool.submit(run, make)
+        remaining = len(generators)
+        try:
+            while remaining:
+                kind, value = out.get()
+                if kind == "done":
+                    remaining -= 1
+                elif kind == "error":
+                    raise value
+                else:
+                    yield value
+        finally:
+            stop.set()
+            while remaining:  # unblock producers so the pool can shut down
+                kind, _ = out.get()
+                remaining -= kind == "done"
+
+
+# --------------------------------------------------------------------------------------------------
+# extractors
+# --------------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """State shared by one extraction: the client, the counters that end up as metadata."""
+
+    def __init__(self, obj: JiraObject, client: Any, settings: ExtractSettings) -> None:
+        self.obj, self.client, self.settings = obj, client, settings
+        self.child_errors: list[dict] = []
+        self.counters: dict[str, int] = {}
+        self._stats_before = _stats_dict(client)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def child_failed(self, what: str, exc: JiraError) -> None:
+        self.child_errors.append({"child": what, "status": getattr(exc, "status", None), "error": str(exc)})
+        log.warning("%s: %s failed: %s", self.obj.name, what, exc)
+
+    def metadata(self, converter: RecordConverter) -> dict:
+        after = _stats_dict(self.client)
+        meta = {f"jira/{k}": round(after[k] - self._stats_before.get(k, 0), 3) for k in after}
+        meta["jira/endpoint"] = self.obj.path
+        meta.update({f"jira/{k}": v for k, v in self.counters.items()})
+        if self.child_errors:
+            meta["jira/child_errors"] = self.child_errors
+        meta.update(converter.metadata())
+        return meta
+
+
+def _stats_dict(client: Any) -> dict:
+    stats = client.stats
+    return {
+        "requests": getattr(stats, "requests", 0),
+        "retries": getattr(stats, "retries", 0),
+        "throttled_seconds": float(getattr(stats, "throttled_seconds", 0.0)),
+    }
+
+
+def _stream(run: _Run, converter: RecordConverter, pages: Iterable[Sequence[Any]]) -> RecordBatchStream:
+    return RecordBatchStream(converter.schema, converter.batches(pages), metadata=lambda: run.metadata(converter))
+
+
+def _pages(run: _Run) -> RecordBatchStream:
+    obj = run.obj
+    converter = RecordConverter(obj.columns)
+    pages = run.client.iter_pages(obj.path, obj.paging, params=dict(obj.params) or None)
+    if obj.record_transform:
+        pages = ([obj.record_transform(r) for r in page] for page in pages)
+    return _stream(run, converter, pages)
+
+
+def _permissions(run: _Run) -> RecordBatchStream:
+    """/mypermissions needs the keys to ask about; they come from /permissions (every key there is)."""
+    converter = RecordConverter(run.obj.columns)
+
+    def pages() -> Iterator[list]:
+        keys = sorted((run.client.get_json(f"{API}/permissions") or {}).get("permissions", {}))
+        for start in range(0, len(keys), 50):  # keep the query string short
+            chunk = keys[start : start + 50]
+            answer = run.client.get_json(run.obj.path, params={"permissions": ",".join(chunk)}) or {}
+            yield list((answer.get("permissions") or {}).values())
+
+    return _stream(run, converter, pages())
+
+
+def _audit_window(run: _Run, window: Window) -> RecordBatchStream:
+    converter = RecordConverter(run.obj.columns)
+    params = {"from": _iso_utc(window.start), "to": _iso_utc(window.end)}
+
+    def pages() -> Iterator[list]:
+        for page in run.client.iter_pages(run.obj.path, run.obj.paging, params=params):
+            yield [r for r in page if _in_window(r.get("created"), window)]
+
+    return _stream(run, converter, pages())
+
+
+def _iso_utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _in_window(value: Any, window: Window) -> bool:
+    try:
+        return window.contains_ms(to_epoch_ms(value))
+    except Exception:  # noqa: BLE001 - a record without a usable timestamp is kept, not dropped
+        return True
+
+
+def issue_jql(window: Window, settings: ExtractSettings) -> str:
+    """Epoch milliseconds, never date literals: literals are read in the user's time zone (C01)."""
+    start_ms = window.start_ms - settings.overlap_minutes * 60_000
+    clauses = [f"updated >= {start_ms}", f"updated < {window.end_ms}"]
+    if settings.projects:
+        clauses.append("project in (" + ", ".join(_jql_value(p) for p in settings.projects) + ")")
+    if settings.jql_filter:
+        clauses.append(f"({settings.jql_filter})")
+    return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
+
+
+def _jql_value(value: str) -> str:
+    return value if value.isdigit() else '"' + value.replace('"', '\\"') + '"'
+
+
+def _issues(run: _Run, window: Window) -> RecordBatchStream:
+    fields = run.client.get_json(f"{API}/field") or []
+    converter = issue_converter(fields)
+    settings = run.settings
+    seen: set[int] = set()  # overlap and sub-windows can return an issue twice; keep one row
+    lock = threading.Lock()
+
+    def search(sub: Window) -> Iterator[list]:
+        body = {
+            "jql": issue_jql(sub, settings),
+            "fields": ["*all"],
+            "expand": "changelog",
+            "maxResults": settings.issue_page_size,
+        }
+        yield from run.client.iter_pages(f"{API}/search/jql", run.obj.paging, body=body)
+
+    def pages() -> Iterator[list]:
+        subs = window.split(settings.window_splits)
+        for page in interleave([lambda s=s: search(s) for s in subs], workers=len(subs)):
+            kept = []
+            for issue in page:
+                updated = (issue.get("fields") or {}).get("updated")
+                if updated is not None and not _in_window(updated, window):
+                    run.count("issues_outside_window")
+                    continue
+                issue_id = int(issue["id"])
+                with lock:
+                    if issue_id in seen:
+                        run.count("duplicate_issues_dropped")
+                        continue
+                    seen.add(issue_id)
+                kept.append(issue)
+            yield kept
+
+    return _stream(run, converter, pages())
+
+
+# ---- children of issues, completed from their own endpoints only where Jira truncated them (C06) ----
+
+
+def _issue_rows(upstream: Optional[ds.Dataset], column: str) -> Iterator[tuple[str, Any]]:
+    if upstream is None:
+        raise ExtractionError("the issues of this partition must be materialized first")
+    for batch in upstream.to_batches(columns=["id", column]):
+        for issue_id, page_json in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            yield str(issue_id), (orjson.loads(page_json) if page_json else None)
+
+
+def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, endpoint: str, paging: Any) -> list:
+    """The embedded list when it is complete, else every item from the issue's own endpoint."""
+    embedded = (page or {}).get(list_key) or []
+    total = (page or {}).get("total", len(embedded))
+    if total <= len(embedded):
+        return embedded
+    run.count("issues_paged_for_children")
+    items: list = []
+    for chunk in run.client.iter_pages(endpoint.format(issue_id=issue_id), paging):
+        items.extend(chunk)
+    return items
+
+
+def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, list_key: str,
+              paging: Any, to_rows: Callable[[str, list], list]) -> Iterator[list]:
+    def fetch(item: tuple[str, Any]) -> list:
+        issue_id, page = item
+        return to_rows(issue_id, _complete(run, issue_id, page, list_key, run.obj.path, paging))
+
+    for (issue_id, _), rows in bounded_map(fetch, _issue_rows(upstream, source_column), run.settings.child_workers):
+        if isinstance(rows, JiraError) and rows.status == 404:  # deleted since the issue was stored
+            run.child_failed(f"issue {issue_id}", rows)
+            continue
+        if isinstance(rows, BaseException):
+            raise rows
+        yield rows
+
+
+def _comment_rows(issue_id: str, comments: list) -> list:
+    return [{**c, "issue_id": issue_id} for c in comments]
+
+
+def _changelog_rows(issue_id: str, histories: list) -> list:
+    rows = []
+    for history in histories:
+        for index, item in enumerate(history.get("items") or []):
+            rows.append({
+                **item,
+                "issue_id": issue_id,
+                "history_id": history.get("id"),
+                "item_index": index,
+                "author": history.get("author"),
+                "created": history.get("created"),
+            })
+    return rows
+
+
+def _issue_children(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
+    converter = RecordConverter(run.obj.columns)
+    if run.obj.name == "issue_comments":
+        pages = _children(run, upstream, "comments_json", "comments", StartAtTotal("comments", 100), _comment_rows)
+    elif run.obj.name == "issue_changelogs":
+        pages = _children(run, upstream, "changelog_json", "histories", PageBean(100), _changelog_rows)
+    else:
+        raise ExtractionError(f"{run.obj.name} is not a child of issues")
+    return _stream(run, converter, pages)
+
+
+# ---- worklogs: ids from /worklog/updated, bodies from POST /worklog/list -------------------------------
+
+
+def _changed_ids(run: _Run, window: Window, id_key: str) -> Iterator[list]:
+    """Ids changed inside the window from a `since`-paged change feed (sorted by updatedTime)."""
+    for page in run.client.iter_pages(run.obj.path, run.obj.paging, params={"since": window.start_ms}):
+        yield [v for v in page if window.contains_ms(int(v.get("updatedTime", 0)))]
+        if page and int(page[-1].get("updatedTime", 0)) >= window.end_ms:
+            return  # the feed is ordered: nothing later can fall inside the window
+
+
+def _worklogs(run: _Run, window: Window) -> RecordBatchStream:
+    converter = RecordConverter(run.obj.columns)
+
+    def pages() -> Iterator[list]:
+        for changed in _changed_ids(run, window, "worklogId"):
+            ids = [int(v["worklogId"]) for v in changed]
+            for start in range(0, len(ids), 1000):
+                yield run.client.post_json(f"{API}/worklog/list", {"ids": ids[start : start + 1000]}) or []
+
+    return _stream(run, converter, pages())
+
+
+def _worklog_deletions(run: _Run, window: Window) -> RecordBatchStream:
+    converter = RecordConverter(run.obj.columns)
+    return _stream(run, converter, _changed_ids(run, window, "worklogId"))
+
+
+# ---- per-parent endpoints -------------------------------------------------------------------------------
+
+
+def _parent_ids(upstream: Optional[ds.Dataset], column: str, parent: str) -> list:
+    if upstream is None:
+        raise ExtractionError(f"{parent} must be materialized first for the same capture date")
+    return sorted({v for v in upstream.to_table(columns=[column]).column(0).to_pylist() if v is not None}, key=str)
+
+
+def _fan_out(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
+    """One paged endpoint per parent; one failing parent is recorded, not fatal (C08)."""
+    obj = run.obj
+    spec = obj.fan_out or {}
+    converter = RecordConverter(obj.columns)
+    skip_status = spec.get("skip_status")
+
+    def fetch(parent_id: Any) -> list:
+        items: list = []
+        for page in run.client.iter_pages(obj.path.format(id=parent_id), obj.paging):
+            items.extend({**r, "_parent_id": parent_id} for r in page)
+        return items
+
+    def pages() -> Iterator[list]:
+        parents = _parent_ids(upstream, spec.get("id", "id"), spec["parent"])
+        failures = 0
+        merged: dict[Any, dict] = {}
+        for parent_id, result in bounded_map(fetch, parents, run.settings.child_workers):
+            if isinstance(result, JiraError):
+                if skip_status and result.status == skip_status:  # e.g. kanban boards have no sprints
+                    run.count("parents_without_children")
+                    continue
+                failures += 1
+                run.child_failed(f"{spec['parent']} {parent_id}", result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            if obj.name == "sprints":  # a sprint shared by boards is one row that lists them all
+                for sprint in result:
+                    row = merged.setdefault(sprint["id"], {**sprint, "board_ids": []})
+                    row["board_ids"].append(int(sprint.pop("_parent_id")))
+                continue
+            for r in result:
+                r.pop("_parent_id", None)
+            yield result
+        if parents and failures == len(parents):
+            raise ExtractionError(
+                f"every {spec['parent']} request for {obj.name} failed; first error: {run.child_errors[0]['error']}"
+            )
+        if merged:
+            for row in merged.values():
+                row.pop("_parent_id", None)
+                row["board_ids"].sort()
+            yield list(merged.values())
+
+    return _stream(run, converter, pages())
+
+
+def _scheme_associations(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
+    """projectId repeated (never comma-joined), at most 100 a call (C14); one row per project."""
+    obj = run.obj
+    converter = RecordConverter(obj.columns)
+    spec = obj.fan_out or {}
+
+    def pages() -> Iterator[list]:
+        project_ids = _parent_ids(upstream, spec.get("id", "id"), spec["parent"])
+        for page in run.client.iter_chunked(obj.path, spec["param"], project_ids, chunk=spec.get("chunk", 100),
+                                            paging=obj.paging):
+            rows = []
+            for value in page:
+                scheme = value.get("workflowScheme") or {}
+                for project_id in value.get("projectIds") or []:
+                    rows.append({
+                        "project_id": str(project_id),
+                        "workflow_scheme_id": scheme.get("id"),
+                        "workflow_scheme_name": scheme.get("name"),
+                        "default_workflow": scheme.get("defaultWorkflow"),
+                        "workflowScheme": scheme,
+                    })
+            yield rows
+
+    return _stream(run, converter, pages())
+
+
+# Every extractor takes (run, window, upstream); JiraObject.extractor names one of them.
+EXTRACTORS: dict[str, Callable[[_Run, Optional[Window], Optional[ds.Dataset]], RecordBatchStream]] = {
+    "pages": lambda run, window, upstream: _pages(run),
+    "permissions": lambda run, window, upstream: _permissions(run),
+    "audit_window": lambda run, window, upstream: _audit_window(run, window),
+    "issues": lambda run, window, upstream: _issues(run, window),
+    "issue_children": lambda run, window, upstream: _issue_children(run, upstream),
+    "worklogs": lambda run, window, upstream: _worklogs(run, window),
+    "worklog_deletions": lambda run, window, upstream: _worklog_deletions(run, window),
+    "fan_out": lambda run, window, upstream: _fan_out(run, upstream),
+    "scheme_associations": lambda run, window, upstream: _scheme_associations(run, upstream),
+}
+
+
+def extract(
+    obj: JiraObject,
+    client: Any,
+    *,
+    window: Optional[Window] = None,
+    upstream: Optional[ds.Dataset] = None,
+    settings: ExtractSettings = ExtractSettings(),
+) -> RecordBatchStream:
+    """A lazy stream of the object's rows (for incremental objects, those of `window`)."""
+    if obj.incremental and window is None:
+        raise ExtractionError(f"{obj.name} is incremental: a time window is required")
+    try:
+        extractor = EXTRACTORS[obj.extractor]
+    except KeyError:
+        raise ExtractionError(f"unknown extractor {obj.extractor!r} for {obj.name}") from None
+    return extractor(_Run(obj, client, settings), window, upstream)
