@@ -1,0 +1,253 @@
+"""One paging strategy per Jira response shape.
+
+A strategy is a small immutable object; ``pages(fetch, path, params, body)`` drives ``fetch`` (the client's single
+request path, returning decoded JSON) and yields one list of records per page. Nothing accumulates across pages,
+so memory does not grow with the number of records.
+
+Shapes (FACTS §4): bare array (ARR), keyed list (KEYED), single object (OBJ), map (MAP), bare array paged without a
+total (C02), PageBean (C03, C13), ``{startAt,maxResults,total,<key>}`` pages, offset/limit, ``nextPageToken`` (C05)
+and ``nextPage`` URLs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+from .errors import JiraProtocolError
+
+log = logging.getLogger(__name__)
+
+Records = list[dict[str, Any]]
+# fetch(method, path_or_url, params, body) -> decoded JSON
+Fetch = Callable[[str, str, dict[str, Any] | None, Any], Any]
+
+
+class Paging(Protocol):
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]: ...
+
+
+def _method(body: Any) -> str:
+    return "GET" if body is None else "POST"
+
+
+def _records(payload: Any, key: str, path: str) -> Records:
+    """``payload[key]`` as a list, or a protocol error naming what came instead."""
+    if not isinstance(payload, dict):
+        raise JiraProtocolError(f"expected an object with {key!r}, got {type(payload).__name__}", endpoint=path)
+    value = payload.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise JiraProtocolError(f"expected {key!r} to be a list, got {type(value).__name__}", endpoint=path)
+    return value
+
+
+class _SeenIds:
+    """Drops records whose id an earlier page already delivered (pages that lie, C13)."""
+
+    def __init__(self, id_field: str | None, path: str) -> None:
+        self.id_field = id_field
+        self.path = path
+        self._seen: set[Any] = set()
+
+    def new_only(self, records: Records) -> Records:
+        if not self.id_field:
+            return records
+        fresh = []
+        for record in records:
+            record_id = record.get(self.id_field) if isinstance(record, dict) else None
+            if record_id is not None and record_id in self._seen:
+                continue
+            if record_id is not None:
+                self._seen.add(record_id)
+            fresh.append(record)
+        if len(fresh) < len(records):
+            log.warning("%s: dropped %d record(s) already returned on an earlier page",
+                        self.path, len(records) - len(fresh))
+        return fresh
+
+
+@dataclass(frozen=True)
+class SinglePage:
+    """One request. A bare array, ``payload[record_key]`` (a keyed list), a single object -> ``[obj]``, or with
+    ``map_key_field`` a map ``{key: {...}}`` -> one row per key with the key stored under ``map_key_field``."""
+
+    record_key: str | None = None
+    map_key_field: str | None = None
+    method: str | None = None
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        payload = fetch(self.method or _method(body), path, params, body)
+        if self.record_key is not None and isinstance(payload, dict):
+            payload = payload.get(self.record_key, [])
+        if self.map_key_field is not None:
+            if not isinstance(payload, dict):
+                raise JiraProtocolError(f"expected a map, got {type(payload).__name__}", endpoint=path)
+            yield [_map_row(self.map_key_field, key, value) for key, value in payload.items()]
+        elif isinstance(payload, list):
+            yield payload
+        elif payload is None:
+            yield []
+        else:
+            yield [payload]
+
+
+def _map_row(key_field: str, key: str, value: Any) -> dict[str, Any]:
+    return {key_field: key, **value} if isinstance(value, dict) else {key_field: key, "value": value}
+
+
+@dataclass(frozen=True)
+class StartAtArray:
+    """A bare array paged by ``startAt``/``maxResults`` with no total or ``isLast`` (``/users/search``, C02).
+
+    Stops on an empty page, or on a page shorter than the server's real page size. The server may silently cap
+    ``maxResults``, so a short *first* page only teaches the real size; it takes one more (empty) request to be sure.
+    """
+
+    page_size: int = 50
+    id_field: str | None = None
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen = _SeenIds(self.id_field, path)
+        start_at = 0
+        server_page_size: int | None = None
+        while True:
+            payload = fetch("GET", path, {**(params or {}), "startAt": start_at, "maxResults": self.page_size}, None)
+            if not isinstance(payload, list):
+                raise JiraProtocolError(f"expected a JSON array, got {type(payload).__name__}", endpoint=path)
+            if not payload:
+                return
+            yield seen.new_only(payload)
+            if server_page_size is not None and len(payload) < server_page_size:
+                return
+            server_page_size = max(server_page_size or 0, len(payload))
+            start_at += len(payload)
+
+
+@dataclass(frozen=True)
+class PageBean:
+    """``{startAt, maxResults, total, isLast, <values_key>}`` paged by ``startAt``.
+
+    The next ``startAt`` is the *returned* ``startAt + maxResults`` (the server may cap the page size, C03). Stops on
+    ``isLast``, or when ``total`` is reached. An empty page before the end is a lie: stop with a warning rather than
+    loop (C13). With ``id_field``, records repeated from an earlier page are dropped (C13).
+    """
+
+    page_size: int = 50
+    values_key: str = "values"
+    id_field: str | None = None
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen = _SeenIds(self.id_field, path)
+        start_at = 0
+        while True:
+            payload = fetch("GET", path, {**(params or {}), "startAt": start_at, "maxResults": self.page_size}, None)
+            records = _records(payload, self.values_key, path)
+            yield seen.new_only(records)
+            returned_start = _int(payload.get("startAt"), start_at)
+            returned_size = _int(payload.get("maxResults"), 0) or len(records)
+            next_start = returned_start + returned_size
+            total = _int(payload.get("total"), None)
+            if payload.get("isLast") is True or (total is not None and next_start >= total):
+                return
+            if not records or returned_size <= 0:
+                if payload.get("isLast") is False or (total is not None and next_start < total):
+                    log.warning("%s: empty page at startAt=%d although total=%s / isLast=false; stopping",
+                                path, returned_start, total)
+                return
+            if next_start <= start_at:
+                raise JiraProtocolError(f"startAt did not advance past {start_at}", endpoint=path)
+            start_at = next_start
+
+
+class StartAtTotal(PageBean):
+    """``{startAt, maxResults, total, <records_key>}`` pages without ``isLast``: comments, worklogs, changelogs."""
+
+    def __init__(self, records_key: str, page_size: int = 100, id_field: str | None = None) -> None:
+        super().__init__(page_size=page_size, values_key=records_key, id_field=id_field)
+
+
+@dataclass(frozen=True)
+class OffsetLimit:
+    """``{offset, limit, total, records}`` (``/auditing/record``). Advances by what came back."""
+
+    records_key: str = "records"
+    limit: int = 1000
+    id_field: str | None = None
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen = _SeenIds(self.id_field, path)
+        offset = 0
+        while True:
+            payload = fetch("GET", path, {**(params or {}), "offset": offset, "limit": self.limit}, None)
+            records = _records(payload, self.records_key, path)
+            yield seen.new_only(records)
+            total = _int(payload.get("total"), None)
+            offset = _int(payload.get("offset"), offset) + len(records)
+            if not records:
+                if total is not None and offset < total:
+                    log.warning("%s: empty page at offset=%d although total=%d; stopping", path, offset, total)
+                return
+            if total is not None and offset >= total:
+                return
+
+
+@dataclass(frozen=True)
+class TokenPages:
+    """``nextPageToken`` pages (``/search/jql``, ``/changelog/bulkfetch``). Stops on ``isLast`` or a missing token;
+    a token seen before would loop forever, so it is a protocol error (C05)."""
+
+    records_key: str = "issues"
+    max_results: int = 100
+    method: str = "GET"
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen_tokens: set[str] = set()
+        token: str | None = None
+        while True:
+            if self.method == "POST":
+                page_body = {**(body or {}), "maxResults": self.max_results}
+                if token:
+                    page_body["nextPageToken"] = token
+                payload = fetch("POST", path, params, page_body)
+            else:
+                page_params = {**(params or {}), "maxResults": self.max_results}
+                if token:
+                    page_params["nextPageToken"] = token
+                payload = fetch("GET", path, page_params, None)
+            yield _records(payload, self.records_key, path)
+            token = payload.get("nextPageToken")
+            if payload.get("isLast") is True or not token:
+                return
+            if token in seen_tokens:
+                raise JiraProtocolError("nextPageToken repeated an earlier token; stopping instead of looping",
+                                        endpoint=f"{self.method} {path}")
+            seen_tokens.add(token)
+
+
+@dataclass(frozen=True)
+class NextPageUrl:
+    """``{values, nextPage, lastPage}`` (``/worklog/updated``, ``/worklog/deleted``): follow ``nextPage`` until
+    ``lastPage``. ``nextPage`` is an absolute URL on the site host; the client maps it onto its own API root."""
+
+    values_key: str = "values"
+
+    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen_urls: set[str] = set()
+        target, target_params = path, params
+        while True:
+            payload = fetch("GET", target, target_params, None)
+            yield _records(payload, self.values_key, path)
+            next_url = payload.get("nextPage")
+            if payload.get("lastPage") is True or not next_url:
+                return
+            if next_url in seen_urls:
+                raise JiraProtocolError("nextPage repeated an earlier URL; stopping instead of looping",
+                                        endpoint=f"GET {path}")
+            seen_urls.add(next_url)
+            target, target_params = next_url, None
+
+
+def _int(value: Any, default: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -1,0 +1,298 @@
+"""Where OAuth tokens live between processes: a local file or an S3 object.
+
+Both stores offer ``read()``, ``write(token_set)`` and ``lock()``. The lock is what makes a refresh single-flight
+across processes (file lock) or machines (an S3 lease object); ``write`` is durable before it returns, because a
+rotated refresh token that is lost is a grant that is lost (C12).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+from urllib.parse import urlparse
+
+from .errors import ConfigError, JiraError
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """One OAuth token pair with its timestamps (epoch seconds). ``repr`` never shows the secrets."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: float
+    scope: str = ""
+    obtained_at: float = 0.0
+    refresh_token_issued_at: float = 0.0
+    grant_started_at: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(access_token=<hidden>, refresh_token={'<hidden>' if self.refresh_token else None}, "
+            f"expires_at={self.expires_at:.0f}, scope={self.scope!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+    def lifetime(self) -> float:
+        return max(0.0, self.expires_at - self.obtained_at)
+
+    def is_fresh(self, now: float, margin: float) -> bool:
+        """Usable for at least ``margin`` more seconds (capped at half the token's lifetime, so a short-lived
+        token is not considered stale the moment it is issued)."""
+        return self.expires_at - min(margin, self.lifetime() / 2) > now
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TokenSet:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def rotated(self, **changes: Any) -> TokenSet:
+        return replace(self, **changes)
+
+
+class TokenStore(Protocol):
+    def read(self) -> TokenSet | None: ...
+
+    def write(self, tokens: TokenSet) -> None: ...
+
+    def lock(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def describe(self) -> str: ...
+
+
+class TokenStoreConflict(JiraError):
+    """Another writer changed the stored tokens while this one held what it thought was the lock."""
+
+    kind = "Token store changed underneath"
+
+
+class FileTokenStore:
+    """Tokens in a JSON file: mode 0600, atomic replace (temp file + fsync + os.replace) and a sidecar
+    ``.lock`` file (filelock) that serialises refreshes of every process on this machine."""
+
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 120.0) -> None:
+        self.path = Path(path).expanduser()
+        self.lock_timeout = lock_timeout
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+    def read(self) -> TokenSet | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return TokenSet.from_json(json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"token store {self.path} is not a valid token file ({type(exc).__name__})") from None
+
+    def write(self, tokens: TokenSet) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(tokens.to_json(), indent=2).encode()
+        fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)  # before any secret is written
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        _fsync_directory(self.path.parent)  # the rename itself must survive a crash
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file_lock = FileLock(str(self.path) + ".lock", timeout=self.lock_timeout)
+        try:
+            file_lock.acquire()
+        except Timeout:
+            raise ConfigError(f"could not lock {self.path}.lock within {self.lock_timeout:.0f} s") from None
+        try:
+            yield
+        finally:
+            file_lock.release()
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform lets a directory be opened
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class S3TokenStore:
+    """Tokens in one S3 object, for runs spread over several machines.
+
+    Writes are compare-and-swap: ``IfMatch`` the ETag last read (or ``IfNoneMatch="*"`` when there was none), so a
+    writer whose view is stale fails instead of overwriting a newer refresh token. ``lock()`` is a lease: an object
+    ``<key>.lock`` created with ``IfNoneMatch="*"``; a lease older than ``lease_seconds`` (its holder died) is taken
+    over with a conditional write on its ETag, so only one waiter wins it.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        s3_client_or_endpoint: Any = None,
+        *,
+        lease_seconds: float = 60.0,
+        lock_timeout: float = 120.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.lock_key = key + ".lock"
+        self.lease_seconds = lease_seconds
+        self.lock_timeout = lock_timeout
+        self.poll_seconds = poll_seconds
+        if s3_client_or_endpoint is None or isinstance(s3_client_or_endpoint, str):
+            import boto3
+
+            self.s3 = boto3.client("s3", endpoint_url=s3_client_or_endpoint)
+        else:
+            self.s3 = s3_client_or_endpoint
+        self._etag: str | None = None  # ETag of the version last read; None = "did not exist"
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def read(self) -> TokenSet | None:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except self.s3.exceptions.NoSuchKey:
+            self._etag = None
+            return None
+        self._etag = response["ETag"]
+        return TokenSet.from_json(json.loads(response["Body"].read()))
+
+    def write(self, tokens: TokenSet) -> None:
+        condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=json.dumps(tokens.to_json()).encode(),
+                ContentType="application/json",
+                **condition,
+            )
+        except self.s3.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc):
+                raise TokenStoreConflict(
+                    f"{self.describe()} was written by someone else since it was read; not overwriting it"
+                ) from None
+            raise
+        self._etag = response["ETag"]
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        etag = self._acquire_lease(owner)
+        try:
+            yield
+        finally:
+            self._release_lease(owner, etag)
+
+    def _lease_body(self, owner: str) -> bytes:
+        return json.dumps({"owner": owner, "expires_at": time.time() + self.lease_seconds}).encode()
+
+    def _acquire_lease(self, owner: str) -> str:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                response = self.s3.put_object(
+                    Bucket=self.bucket, Key=self.lock_key, Body=self._lease_body(owner), IfNoneMatch="*"
+                )
+                return response["ETag"]
+            except self.s3.exceptions.ClientError as exc:
+                if not _is_precondition_failure(exc) and not _is_conflict(exc):
+                    raise
+            taken_over = self._take_over_expired_lease(owner)
+            if taken_over:
+                return taken_over
+            if time.monotonic() > deadline:
+                raise TokenStoreConflict(f"could not take the refresh lease {self.lock_key} within "
+                                         f"{self.lock_timeout:.0f} s")
+            time.sleep(self.poll_seconds)
+
+    def _take_over_expired_lease(self, owner: str) -> str | None:
+        try:
+            current = self.s3.get_object(Bucket=self.bucket, Key=self.lock_key)
+        except self.s3.exceptions.NoSuchKey:
+            return None  # released meanwhile: the next create attempt may win
+        lease = json.loads(current["Body"].read())
+        if lease.get("expires_at", 0) > time.time():
+            return None
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket, Key=self.lock_key, Body=self._lease_body(owner), IfMatch=current["ETag"]
+            )
+        except self.s3.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc) or _is_conflict(exc):
+                return None  # another waiter took it first
+            raise
+        return response["ETag"]
+
+    def _release_lease(self, owner: str, etag: str) -> None:
+        try:
+            current = self.s3.get_object(Bucket=self.bucket, Key=self.lock_key)
+        except self.s3.exceptions.NoSuchKey:
+            return
+        if current["ETag"] == etag and json.loads(current["Body"].read()).get("owner") == owner:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.lock_key)
+
+
+def _error_code(exc: Any) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _is_precondition_failure(exc: Any) -> bool:
+    return _error_code(exc) in {"PreconditionFailed", "412"}
+
+
+def _is_conflict(exc: Any) -> bool:
+    # S3 answers 409 ConditionalRequestConflict when two conditional writes race on one key.
+    return _error_code(exc) in {"ConditionalRequestConflict", "409", "OperationAborted"}
+
+
+def token_store_from_url(url: str | os.PathLike[str], *, s3_endpoint_url: str | None = None) -> TokenStore:
+    """``file:///abs/path``, a plain path, or ``s3://bucket/key`` -> a token store."""
+    text = os.fspath(url)
+    parsed = urlparse(text)
+    if parsed.scheme == "s3":
+        key = parsed.path.lstrip("/")
+        if not parsed.netloc or not key:
+            raise ConfigError(f"token store URL {text!r} must look like s3://bucket/key")
+        return S3TokenStore(parsed.netloc, key, s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3"))
+    if parsed.scheme == "file":
+        return FileTokenStore(parsed.path)
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return FileTokenStore(text)
+    raise ConfigError(f"unsupported token store {text!r}: use a path, file:///path or s3://bucket/key")
+
+
+def default_token_store_path() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "jira-assets" / "tokens.json"
