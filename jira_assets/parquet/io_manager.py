@@ -1,0 +1,171 @@
+"""ParquetIOManager: Dagster outputs streamed into a ParquetStore, inputs loaded back lazily."""
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any, Optional
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pydantic import Field, PrivateAttr
+
+from jira_assets.parquet.store import ParquetStore, WriteResult
+from jira_assets.parquet.stream import RecordBatchStream
+
+DEFAULT_BASE_PATH = ".jira_assets/lake"
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Writes each asset to ``<base_path>/<asset key path>/<partition_column>=<key>/part-NNNNN.parquet``.
+
+    Outputs may be a ``RecordBatchStream`` (streamed, never held whole), a ``pyarrow.Table`` or a
+    pandas DataFrame; ``None`` writes nothing. Inputs load as a lazy ``pyarrow.dataset.Dataset``
+    over the upstream partitions the input maps to, or as a DataFrame / Table when annotated so.
+    Set input metadata ``allow_missing_partitions=True`` to skip upstream partitions never written.
+    """
+
+    base_path: str = Field(
+        default=DEFAULT_BASE_PATH, description="Local folder or s3://bucket/prefix for the Parquet tables."
+    )
+    compression: str = Field(default="zstd", description="Parquet compression codec.")
+    s3_endpoint_url: Optional[str] = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, moto, ...)."
+    )
+    s3_region: Optional[str] = Field(default=None, description="AWS region of the bucket.")
+    sse_kms_key_id: Optional[str] = Field(
+        default=None, description="KMS key id or ARN: objects are written with SSE-KMS under this key."
+    )
+    partition_column: str = Field(
+        default="date", description="Hive column name of the partition directories (<column>=<key>)."
+    )
+    max_rows_per_file: int = Field(
+        default=1_000_000, description="A partition rolls over into a new part file after this many rows."
+    )
+
+    _store: ParquetStore | None = PrivateAttr(default=None)
+
+    @property
+    def store(self) -> ParquetStore:
+        if self._store is None:
+            self._store = ParquetStore(
+                self.base_path, compression=self.compression, s3_endpoint_url=self.s3_endpoint_url,
+                s3_region=self.s3_region, sse_kms_key_id=self.sse_kms_key_id,
+                max_rows_per_file=self.max_rows_per_file,
+            )
+        return self._store
+
+    # --------------------------------------------------------------------------------- output
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return  # e.g. an asset that wrote its data itself
+        data = _as_arrow(obj)
+        partition = None
+        if context.has_asset_partitions:
+            keys = context.asset_partition_keys
+            if len(keys) != 1:
+                raise dg.DagsterInvariantViolationError(
+                    f"ParquetIOManager writes one partition per output, but this run covers {len(keys)} "
+                    f"partitions of {context.asset_key.to_user_string()} ({keys[0]} ... {keys[-1]}). "
+                    "Launch one run per partition, e.g. BackfillPolicy.multi_run(max_partitions_per_run=1)."
+                )
+            partition = (self.partition_column, str(keys[0]))
+        result = self.store.write(_table_path(context), partition, data)
+        metadata = _stream_metadata(obj)
+        metadata.update(_write_metadata(result, partitioned=partition is not None))  # facts win over claims
+        context.add_output_metadata(metadata)
+
+    # ---------------------------------------------------------------------------------- input
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        table_path = _table_path(context.upstream_output) if not context.has_asset_key else context.asset_key.path
+        partitions = None  # an unpartitioned upstream is read whole
+        if context.has_asset_partitions:
+            partitions = [str(key) for key in context.asset_partition_keys]
+        allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
+        dataset = self.store.dataset(table_path, partitions, allow_missing=allow_missing)
+        wanted = _wanted_type(context)
+        if wanted is pd.DataFrame:
+            return dataset.to_table().to_pandas()
+        if wanted is pa.Table:
+            return dataset.to_table()
+        return dataset
+
+
+def _table_path(context: dg.OutputContext | None) -> list[str]:
+    if context is None:
+        raise dg.DagsterInvariantViolationError("ParquetIOManager cannot locate an input with no upstream output")
+    if context.has_asset_key:
+        return list(context.asset_key.path)
+    return list(context.get_identifier())  # op outputs: run id / step / output name
+
+
+def _wanted_type(context: dg.InputContext) -> Any:
+    try:
+        wanted = context.dagster_type.typing_type
+    except dg.DagsterInvariantViolationError:  # contexts built by hand may carry no type
+        return ds.Dataset
+    if typing.get_origin(wanted) is typing.Union:  # Optional[pd.DataFrame]
+        wanted = next((arg for arg in typing.get_args(wanted) if arg is not type(None)), wanted)
+    return wanted if wanted in (pd.DataFrame, pa.Table) else ds.Dataset
+
+
+def _as_arrow(obj: Any) -> RecordBatchStream | pa.Table:
+    if isinstance(obj, (RecordBatchStream, pa.Table)):
+        return obj
+    if isinstance(obj, pa.RecordBatchReader):
+        return RecordBatchStream.from_reader(obj)
+    if isinstance(obj, pd.DataFrame):
+        return pa.Table.from_pandas(obj, preserve_index=False)
+    raise dg.DagsterInvariantViolationError(
+        f"ParquetIOManager cannot store a {type(obj).__name__}: return a RecordBatchStream, "
+        "a pyarrow.Table or a pandas DataFrame"
+    )
+
+
+def _write_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
+        "dagster/uri": dg.MetadataValue.path(result.uri),
+        "parquet/files": dg.MetadataValue.json(result.files),
+        "parquet/bytes": dg.MetadataValue.int(result.bytes),
+        "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.schema)),
+    }
+    if partitioned:
+        metadata["dagster/partition_row_count"] = dg.MetadataValue.int(result.rows)
+    return metadata
+
+
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The Dagster column schema of an Arrow schema (field metadata ``description`` is kept)."""
+    columns = []
+    for field in schema:
+        description = (field.metadata or {}).get(b"description")
+        columns.append(
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=description.decode() if description else None,
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
+def _stream_metadata(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, RecordBatchStream):
+        return {}
+    return {str(key): _metadata_value(value) for key, value in obj.metadata().items()}
+
+
+def _metadata_value(value: Any) -> Any:
+    """A value Dagster accepts as metadata: native ones pass, containers become JSON, others text."""
+    if value is None or isinstance(value, (dg.MetadataValue, dg.TableSchema, str, bool, int, float)):
+        return value
+    if isinstance(value, (dict, list, tuple, set)):
+        if isinstance(value, set):
+            value = sorted(value, key=str)
+        return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+    return dg.MetadataValue.text(str(value))

@@ -1,0 +1,381 @@
+"""ParquetStore: hive-partitioned Parquet tables with streaming, atomic writes (local folder or S3).
+
+Layout::
+
+    <base>/<table path...>/<column>=<value>/part-00000.parquet   (partitioned)
+    <base>/<table path...>/part-00000.parquet                    (unpartitioned)
+
+A write streams record batches into ``pyarrow.parquet.ParquetWriter``, coalescing them into row
+groups and rolling over into ``part-00001.parquet``... at a row or byte target, so memory holds
+about one row group whatever the partition's size. The files land at their final paths only when
+the whole partition is written, and replace the previous version exactly (see ``backends.py``).
+"""
+from __future__ import annotations
+
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from jira_assets.parquet.backends import Backend, Sink, open_backend
+from jira_assets.parquet.errors import (
+    MissingPartitionsError,
+    SchemaConflictError,
+    StorageError,
+    storage_errors,
+)
+from jira_assets.parquet.stream import RecordBatchStream
+
+__all__ = ["ParquetStore", "WriteResult", "StorageError", "SchemaConflictError", "MissingPartitionsError"]
+
+MiB = 1024 * 1024
+PART_FILE_PREFIX = "part-"
+PART_FILE_SUFFIX = ".parquet"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows: int
+    files: list[str]          # URIs of the part files, in order
+    bytes: int                # bytes of Parquet written
+    uri: str                  # the partition (or table) directory
+    schema: pa.Schema = field(repr=False, default_factory=lambda: pa.schema([]))
+
+
+class ParquetStore:
+    """Parquet tables under ``base`` (a local folder or ``s3://bucket/prefix``)."""
+
+    def __init__(
+        self,
+        base: str,
+        *,
+        compression: str = "zstd",
+        s3_endpoint_url: str | None = None,
+        s3_region: str | None = None,
+        sse_kms_key_id: str | None = None,
+        max_rows_per_file: int = 1_000_000,
+        max_bytes_per_file: int = 256 * MiB,
+        row_group_rows: int = 100_000,
+        row_group_bytes: int = 64 * MiB,
+        s3_client=None,
+    ) -> None:
+        if max_rows_per_file < 1 or max_bytes_per_file < 1 or row_group_rows < 1 or row_group_bytes < 1:
+            raise ValueError("file and row-group targets must be positive")
+        self.base = base
+        self.compression = compression
+        self.max_rows_per_file = max_rows_per_file
+        self.max_bytes_per_file = max_bytes_per_file
+        self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
+        self._backend: Backend = open_backend(
+            base, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region,
+            sse_kms_key_id=sse_kms_key_id, s3_client=s3_client,
+        )
+
+    @property
+    def base_uri(self) -> str:
+        return self._backend.base_uri
+
+    def uri(self, table_path: Sequence[str], partition: tuple[str, str] | None = None) -> str:
+        return self._backend.uri(_directory(table_path, partition))
+
+    # ---------------------------------------------------------------------------------- write
+
+    def write(
+        self,
+        table_path: Sequence[str],
+        partition: tuple[str, str] | None,
+        data: RecordBatchStream | pa.Table | pa.RecordBatchReader,
+    ) -> WriteResult:
+        """Stream ``data`` into the partition directory, replacing its previous files atomically.
+
+        Zero rows still write one valid file with the schema. If the producer raises, or storage
+        fails, nothing changes at the final paths and the error propagates (storage failures as a
+        one-line ``StorageError``).
+        """
+        stream = _as_stream(data)
+        directory = _directory(table_path, partition)
+        location = self._backend.uri(directory)
+        with storage_errors("write to", location):
+            replacement = self._backend.begin_replace(directory)
+        parts = _RollingParquetWriter(
+            stream.schema, replacement.open, compression=self.compression,
+            max_rows_per_file=self.max_rows_per_file, max_bytes_per_file=self.max_bytes_per_file,
+            row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
+        )
+        try:
+            for batch in stream:  # the producer runs here; its own errors pass through untouched
+                with storage_errors("write to", location):
+                    parts.write(batch)
+            with storage_errors("write to", location):
+                written = parts.close()
+                replacement.commit()
+        except BaseException:
+            parts.abort()
+            replacement.abort()
+            raise
+        return WriteResult(
+            rows=sum(part.rows for part in written),
+            files=[self._backend.uri(directory).rstrip("/") + "/" + part.name for part in written],
+            bytes=sum(part.bytes for part in written),
+            uri=location,
+            schema=stream.schema,
+        )
+
+    # ---------------------------------------------------------------------------------- read
+
+    def list_partitions(self, table_path: Sequence[str]) -> list[str]:
+        """The partition values written for a table, sorted (empty for unpartitioned tables)."""
+        return sorted(self._partition_dirs(table_path)[1])
+
+    def partition_column(self, table_path: Sequence[str]) -> str | None:
+        return self._partition_dirs(table_path)[0]
+
+    def exists(self, table_path: Sequence[str], partition: tuple[str, str] | str | None = None) -> bool:
+        """Whether the table (or one partition of it, by (column, value) or by value) has data."""
+        if isinstance(partition, str):
+            column = self.partition_column(table_path)
+            if column is None:
+                return False
+            partition = (column, partition)
+        return bool(self._part_files(_directory(table_path, partition)))
+
+    def dataset(
+        self,
+        table_path: Sequence[str],
+        partitions: Iterable[str] | None = None,
+        *,
+        allow_missing: bool = False,
+    ) -> ds.Dataset:
+        """A lazy dataset over some partitions (by value) or all of them.
+
+        Only file footers are read here. Files written with different column sets read as one
+        schema (missing columns are null); the partition column is exposed as a string column.
+        """
+        location = self._backend.uri(tuple(table_path))
+        with storage_errors("read", location):
+            column, dirs_by_value = self._partition_dirs(table_path)
+            if partitions is None:
+                selected = sorted(dirs_by_value)
+            else:
+                selected = list(dict.fromkeys(partitions))
+                missing = [value for value in selected if value not in dirs_by_value]
+                if missing and not allow_missing:
+                    raise MissingPartitionsError(
+                        f"cannot read {location}: partitions never written: {_preview(missing)}"
+                        f" (written: {_preview(sorted(dirs_by_value)) or 'none'})",
+                        missing,
+                    )
+                selected = [value for value in selected if value in dirs_by_value]
+            if column is None:  # unpartitioned table: its files sit in the table directory
+                directories = [tuple(table_path)] if partitions is None else []
+            else:
+                directories = [(*table_path, dirs_by_value[value]) for value in selected]
+            files = [self._backend.arrow_path((*d, name)) for d in directories for name in self._part_files(d)]
+            if partitions is None and not files and column is None:
+                raise MissingPartitionsError(f"cannot read {location}: no table written there", [])
+            filesystem = self._backend.arrow_filesystem()
+            schema = _unified_schema(files, filesystem)
+            partitioning = None
+            if column is not None and column not in schema.names:
+                schema = schema.append(pa.field(column, pa.string()))
+                partitioning = ds.partitioning(pa.schema([pa.field(column, pa.string())]), flavor="hive")
+            return ds.dataset(
+                files, schema=schema, format="parquet", filesystem=filesystem,
+                partitioning=partitioning, partition_base_dir=self._backend.arrow_path(tuple(table_path)),
+            )
+
+    def read_table(
+        self,
+        table_path: Sequence[str],
+        partitions: Iterable[str] | None = None,
+        *,
+        columns: list[str] | None = None,
+        filter: ds.Expression | None = None,
+        allow_missing: bool = False,
+    ) -> pa.Table:
+        dataset = self.dataset(table_path, partitions, allow_missing=allow_missing)
+        with storage_errors("read", self._backend.uri(tuple(table_path))):
+            return dataset.to_table(columns=columns, filter=filter)
+
+    # ---------------------------------------------------------------------------------- helpers
+
+    def _partition_dirs(self, table_path: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+        """(partition column, {value: directory name}) of a table's hive directories."""
+        with storage_errors("read", self._backend.uri(tuple(table_path))):
+            listing = self._backend.list_dir(tuple(table_path))
+        dirs_by_value: dict[str, str] = {}
+        columns = set()
+        for name in listing.dirs:
+            column, sep, encoded = name.partition("=")
+            if sep:
+                columns.add(column)
+                dirs_by_value[urllib.parse.unquote(encoded)] = name
+        if len(columns) > 1:
+            raise StorageError(
+                f"table {self._backend.uri(tuple(table_path))} mixes partition columns {sorted(columns)}"
+            )
+        return (columns.pop() if columns else None), dirs_by_value
+
+    def _part_files(self, directory: Sequence[str]) -> list[str]:
+        with storage_errors("read", self._backend.uri(directory)):
+            names = self._backend.list_dir(directory).files
+        return [n for n in names if n.startswith(PART_FILE_PREFIX) and n.endswith(PART_FILE_SUFFIX)]
+
+
+def _directory(table_path: Sequence[str], partition: tuple[str, str] | None) -> tuple[str, ...]:
+    if isinstance(table_path, str) or not table_path:
+        raise ValueError(f"table_path must be a non-empty sequence of path segments, got {table_path!r}")
+    for segment in table_path:  # a leading "." would collide with the hidden staging directories
+        if not segment or "/" in segment or segment.startswith("."):
+            raise ValueError(f"invalid table path segment {segment!r} in {list(table_path)!r}")
+    if partition is None:
+        return tuple(table_path)
+    column, value = partition
+    if not column or "=" in column or "/" in column:
+        raise ValueError(f"invalid partition column {column!r}")
+    # Percent-encoding keeps any key ("a|b", "x/y") one path segment; pyarrow decodes it back.
+    return (*table_path, f"{column}={urllib.parse.quote(str(value), safe='')}")
+
+
+def _as_stream(data) -> RecordBatchStream:
+    if isinstance(data, RecordBatchStream):
+        return data
+    if isinstance(data, pa.Table):
+        return RecordBatchStream.from_table(data)
+    if isinstance(data, pa.RecordBatchReader):
+        return RecordBatchStream.from_reader(data)
+    raise TypeError(
+        f"cannot write {type(data).__name__}: expected RecordBatchStream, pyarrow.Table or RecordBatchReader"
+    )
+
+
+def _preview(values: list[str], limit: int = 5) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _unified_schema(files: list[str], filesystem) -> pa.Schema:
+    """One schema for all files: later nullable columns are added; a changed type is an error."""
+    if not files:
+        return pa.schema([])
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:  # footers are small round trips
+        schemas = list(pool.map(lambda f: pq.read_schema(f, filesystem=filesystem), files))
+    files_by_type: dict[str, dict[pa.DataType, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for path, schema in zip(files, schemas):
+        for column in schema:
+            files_by_type[column.name][column.type].append(path)
+    for name, by_type in files_by_type.items():
+        typed = {t: paths for t, paths in by_type.items() if t != pa.null()}  # all-null reads as any type
+        if len(typed) > 1:
+            conflicts = "; ".join(f"{t} in {_preview(paths, 2)}" for t, paths in typed.items())
+            raise SchemaConflictError(f"column {name!r} changed type across files: {conflicts}")
+    return pa.unify_schemas(schemas)
+
+
+# ------------------------------------------------------------------------------------ writer
+
+
+@dataclass
+class _WrittenPart:
+    name: str
+    rows: int
+    bytes: int
+
+
+class _RollingParquetWriter:
+    """Writes batches into part-00000.parquet, part-00001.parquet, ... of one directory.
+
+    Small batches (an API page each) are coalesced into row groups of ``row_group_rows`` /
+    ``row_group_bytes``: each ``ParquetWriter.write_table`` call ends a row group, and thousands of
+    tiny row groups would make the file slow to read. Memory therefore holds at most one row group
+    of batches plus the sink's buffer.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        open_sink: Callable[[str], Sink],
+        *,
+        compression: str,
+        max_rows_per_file: int,
+        max_bytes_per_file: int,
+        row_group_rows: int,
+        row_group_bytes: int,
+    ) -> None:
+        self.schema, self._open_sink, self.compression = schema, open_sink, compression
+        self.max_rows_per_file, self.max_bytes_per_file = max_rows_per_file, max_bytes_per_file
+        self.row_group_rows = min(row_group_rows, max_rows_per_file)
+        self.row_group_bytes = row_group_bytes
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = self._pending_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: Sink | None = None
+        self._current_name = ""
+        self._rows_in_file = 0
+        self._written: list[_WrittenPart] = []
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            room = self.max_rows_per_file - self._rows_in_file - self._pending_rows
+            head, batch = batch.slice(0, room), batch.slice(room)
+            self._pending.append(head)
+            self._pending_rows += head.num_rows
+            self._pending_bytes += head.nbytes
+            if (
+                self._pending_rows >= self.row_group_rows
+                or self._pending_bytes >= self.row_group_bytes
+                or self._rows_in_file + self._pending_rows >= self.max_rows_per_file
+            ):
+                self._flush_row_group()
+
+    def close(self) -> list[_WrittenPart]:
+        self._flush_row_group()
+        if not self._written and self._writer is None:
+            self._open_part()  # zero rows: still one valid file that carries the schema
+        self._finish_part()
+        return self._written
+
+    def abort(self) -> None:
+        if self._sink is not None:
+            self._sink.discard()
+        if self._writer is not None:
+            try:
+                self._writer.close()  # its footer goes nowhere; this only stops __del__ retrying
+            except Exception:
+                pass
+        self._writer = self._sink = None
+        self._pending.clear()
+
+    def _flush_row_group(self) -> None:
+        if not self._pending:
+            return
+        if self._writer is None:
+            self._open_part()
+        self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema))
+        self._rows_in_file += self._pending_rows
+        self._pending.clear()  # drop our references: the batches' memory can be freed now
+        self._pending_rows = self._pending_bytes = 0
+        if self._rows_in_file >= self.max_rows_per_file or self._sink.tell() >= self.max_bytes_per_file:
+            self._finish_part()
+
+    def _open_part(self) -> None:
+        name = f"{PART_FILE_PREFIX}{len(self._written):05d}{PART_FILE_SUFFIX}"
+        self._sink = self._open_sink(name)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression)
+        self._current_name = name
+
+    def _finish_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        size = self._sink.tell()
+        self._sink.close()
+        self._written.append(_WrittenPart(self._current_name, self._rows_in_file, size))
+        self._writer = self._sink = None
+        self._rows_in_file = 0
