@@ -1,0 +1,319 @@
+"""ParquetStore behaviours, run on a local folder and on S3 (moto's server over real HTTP)."""
+import datetime as dt
+import os
+import shutil
+import subprocess
+import uuid
+
+import boto3
+import pyarrow as pa
+import pytest
+
+from jira_assets.parquet import (
+    MissingPartitionsError,
+    ParquetStore,
+    RecordBatchStream,
+    SchemaConflictError,
+    StorageError,
+)
+from jira_assets.parquet import backends
+
+TABLE = ["jira", "raw", "issues"]
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+ISSUE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("key", pa.string()),
+        pa.field("updated", pa.timestamp("ms", tz="UTC")),
+        pa.field("due", pa.timestamp("us", tz="Europe/Berlin")),
+        pa.field("assignee", pa.struct([("accountId", pa.string()), ("displayName", pa.string())])),
+        pa.field("labels", pa.list_(pa.string())),
+        pa.field("story_points", pa.float64()),
+    ]
+)
+
+ISSUE_ROWS = [
+    {  # every value present
+        "id": 10001, "key": "PRJ-1",
+        "updated": dt.datetime(2026, 10, 1, 23, 59, 59, 123000, tzinfo=dt.timezone.utc),
+        "due": dt.datetime(2026, 10, 3, 8, 30, tzinfo=dt.timezone.utc),
+        "assignee": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Ada"},
+        "labels": ["backend", "urgent"], "story_points": 3.5,
+    },
+    {  # the assignee exists but hides its name; labels exist but are empty
+        "id": 10002, "key": "PRJ-2",
+        "updated": dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.timezone.utc),
+        "due": None,
+        "assignee": {"accountId": "5b10a2844c20165700ede21g", "displayName": None},
+        "labels": [], "story_points": None,
+    },
+    {  # no assignee at all; labels absent
+        "id": 10003, "key": "PRJ-3",
+        "updated": dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc),
+        "due": None, "assignee": None, "labels": None, "story_points": 0.0,
+    },
+]
+
+
+def rows_of(n, start=0, schema=pa.schema([("id", pa.int64()), ("title", pa.string())])):
+    return pa.table({"id": list(range(start, start + n)), "title": [f"issue {i}" for i in range(start, start + n)]},
+                    schema=schema)
+
+
+@pytest.fixture(params=["local", "s3"])
+def make_store(request, tmp_path):
+    """Builds stores on one backend; S3 stores share a fresh moto bucket."""
+    if request.param == "local":
+        def make(**options):
+            return ParquetStore(str(tmp_path / "lake"), **options)
+    else:
+        endpoint = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+
+        def make(**options):
+            return ParquetStore(f"s3://{bucket}/lake", s3_endpoint_url=endpoint, s3_region="us-east-1", **options)
+    make.kind = request.param
+    return make
+
+
+def file_names(result):
+    return [uri.rsplit("/", 1)[1] for uri in result.files]
+
+
+def test_typed_columns_round_trip_with_tz_structs_lists_and_null_vs_absent(make_store):
+    store = make_store()
+    written = pa.Table.from_pylist(ISSUE_ROWS, schema=ISSUE_SCHEMA)
+    result = store.write(TABLE, ("date", "2026-10-01"), written)
+
+    assert result.rows == 3
+    assert result.uri.rstrip("/").endswith("jira/raw/issues/date=2026-10-01")
+    assert file_names(result) == ["part-00000.parquet"]
+    back = store.read_table(TABLE, ["2026-10-01"])
+    assert back.schema.field("updated").type == pa.timestamp("ms", tz="UTC")
+    assert back.schema.field("due").type == pa.timestamp("us", tz="Europe/Berlin")
+    assert back.schema.field("assignee").type == ISSUE_SCHEMA.field("assignee").type
+    assert back.column("date").to_pylist() == ["2026-10-01"] * 3
+    assert back.drop_columns(["date"]).to_pylist() == written.to_pylist()
+    # null and absent stay distinguishable: a null name inside an assignee vs no assignee at all
+    assignee = back.column("assignee")
+    assert assignee.is_null().to_pylist() == [False, False, True]
+    assert back.column("labels").to_pylist() == [["backend", "urgent"], [], None]
+
+
+def test_zero_rows_still_write_a_typed_file(make_store):
+    store = make_store()
+    result = store.write(TABLE, ("date", "2026-10-02"), RecordBatchStream(ISSUE_SCHEMA, iter(())))
+
+    assert (result.rows, len(result.files)) == (0, 1)
+    assert result.bytes > 0
+    assert store.exists(TABLE, ("date", "2026-10-02"))
+    back = store.read_table(TABLE, ["2026-10-02"])
+    assert back.num_rows == 0
+    assert back.schema.remove_metadata().field("due").type == pa.timestamp("us", tz="Europe/Berlin")
+
+
+def test_large_partition_rolls_over_into_several_files_at_the_row_target(make_store):
+    store = make_store(max_rows_per_file=400, row_group_rows=100)
+    batches = (rows_of(min(70, 1000 - start), start).to_batches()[0] for start in range(0, 1000, 70))  # odd pages
+    result = store.write(TABLE, ("date", "2026-10-03"), RecordBatchStream(rows_of(0).schema, batches))
+
+    assert file_names(result) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert result.rows == 1000
+    import pyarrow.parquet as pq
+
+    fs = store._backend.arrow_filesystem()
+    rows_per_file = [pq.ParquetFile(fs.open_input_file(store._backend.arrow_path((*TABLE, "date=2026-10-03", n))))
+                     .metadata.num_rows for n in file_names(result)]
+    assert rows_per_file == [400, 400, 200]
+    assert sorted(store.read_table(TABLE).column("id").to_pylist()) == list(range(1000))
+
+
+def test_rerun_with_fewer_rows_replaces_the_partition_exactly(make_store):
+    store = make_store(max_rows_per_file=100)
+    store.write(TABLE, ("date", "2026-10-04"), rows_of(350))             # 4 part files
+    store.write(TABLE, ("date", "2026-10-05"), rows_of(5, start=9000))   # a neighbour stays untouched
+    rerun = store.write(TABLE, ("date", "2026-10-04"), rows_of(120, start=500))
+
+    assert file_names(rerun) == ["part-00000.parquet", "part-00001.parquet"]
+    listing = store._backend.list_dir((*TABLE, "date=2026-10-04"))
+    assert listing.files == ["part-00000.parquet", "part-00001.parquet"]  # stale part-00002/3 are gone
+    assert sorted(store.read_table(TABLE, ["2026-10-04"]).column("id").to_pylist()) == list(range(500, 620))
+    assert store.read_table(TABLE, ["2026-10-05"]).column("id").to_pylist() == list(range(9000, 9005))
+    assert store.list_partitions(TABLE) == ["2026-10-04", "2026-10-05"]
+
+
+def test_unpartitioned_table_lives_directly_in_the_table_folder(make_store):
+    store = make_store()
+    result = store.write(["jira", "raw", "projects"], None, rows_of(3))
+
+    assert result.uri.rstrip("/").endswith("jira/raw/projects")
+    assert store.read_table(["jira", "raw", "projects"]).column("id").to_pylist() == [0, 1, 2]
+    assert store.list_partitions(["jira", "raw", "projects"]) == []
+
+
+def test_new_nullable_column_in_a_later_partition_reads_as_null_for_older_ones(make_store):
+    store = make_store()
+    old = rows_of(2)
+    new = rows_of(2, start=10).append_column("customfield_10042", pa.array([1.5, None], pa.float64()))
+    store.write(TABLE, ("date", "2026-10-06"), old)
+    store.write(TABLE, ("date", "2026-10-07"), new)
+
+    dataset = store.dataset(TABLE)
+    assert dataset.schema.names == ["id", "title", "customfield_10042", "date"]
+    rows = sorted(dataset.to_table().to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], r["customfield_10042"], r["date"]) for r in rows] == [
+        (0, None, "2026-10-06"), (1, None, "2026-10-06"), (10, 1.5, "2026-10-07"), (11, None, "2026-10-07")]
+    # a lazy filter on the partition column prunes to one partition
+    import pyarrow.dataset as ds
+
+    assert dataset.to_table(filter=ds.field("date") == "2026-10-06").num_rows == 2
+
+
+def test_a_changed_column_type_is_a_clear_error_naming_column_and_files(make_store):
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-08"), rows_of(2))
+    store.write(TABLE, ("date", "2026-10-09"), pa.table({"id": ["PRJ-1"], "title": ["x"]}))
+
+    with pytest.raises(SchemaConflictError) as error:
+        store.dataset(TABLE)
+    message = str(error.value)
+    assert "'id'" in message and "int64" in message and "string" in message
+    assert "date=2026-10-08/part-00000.parquet" in message and "date=2026-10-09/part-00000.parquet" in message
+
+
+def test_missing_partitions_are_named_unless_allowed(make_store):
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-10"), rows_of(2))
+
+    with pytest.raises(MissingPartitionsError, match="2026-10-11") as error:
+        store.dataset(TABLE, ["2026-10-10", "2026-10-11"])
+    assert error.value.missing == ["2026-10-11"]
+    assert store.dataset(TABLE, ["2026-10-10", "2026-10-11"], allow_missing=True).count_rows() == 2
+    assert not store.exists(TABLE, "2026-10-11") and store.exists(TABLE, "2026-10-10")
+
+
+def test_partition_keys_with_separators_stay_one_directory(make_store):
+    store = make_store()
+    store.write(TABLE, ("key", "2026-10-01|PRJ/A"), rows_of(1))
+
+    assert store.list_partitions(TABLE) == ["2026-10-01|PRJ/A"]
+    assert store.read_table(TABLE).column("key").to_pylist() == ["2026-10-01|PRJ/A"]
+
+
+def test_a_failing_producer_leaves_the_previous_version_intact(make_store):
+    store = make_store(row_group_rows=10)
+    store.write(TABLE, ("date", "2026-10-12"), rows_of(30))
+
+    def pages_then_jira_error():
+        yield rows_of(10, start=100).to_batches()[0]
+        yield rows_of(10, start=110).to_batches()[0]
+        raise ConnectionError("Jira went away")
+
+    with pytest.raises(ConnectionError, match="Jira went away"):  # the producer's error, not a StorageError
+        store.write(TABLE, ("date", "2026-10-12"), RecordBatchStream(rows_of(0).schema, pages_then_jira_error()))
+    assert store.read_table(TABLE, ["2026-10-12"]).column("id").to_pylist() == list(range(30))
+    if make_store.kind == "local":
+        assert [p.name for p in store._backend.path(TABLE).iterdir()] == ["date=2026-10-12"]  # no staging left
+
+
+# ------------------------------------------------------------------------------- S3 only
+
+
+def test_s3_multipart_file_larger_than_a_part_round_trips_with_sse_kms(s3_server, s3_bucket):
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    sent = []
+    client.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: sent.append(params))
+    store = ParquetStore(f"s3://{s3_bucket}/lake", sse_kms_key_id=KMS_KEY, s3_client=client, compression="none",
+                         s3_endpoint_url=s3_server, s3_region="us-east-1")
+    payload = pa.table({"id": pa.array(range(20), pa.int64()),
+                        "blob": pa.array([os.urandom(600_000) for _ in range(20)], pa.binary())})  # ~12 MB
+    result = store.write(TABLE, ("date", "2026-10-13"), payload)
+
+    assert result.bytes > backends.S3_PART_SIZE  # really needed more than one multipart part
+    assert sent and all(p["ServerSideEncryption"] == "aws:kms" and p["SSEKMSKeyId"] == KMS_KEY for p in sent)
+    key = "lake/jira/raw/issues/date=2026-10-13/part-00000.parquet"
+    head = client.head_object(Bucket=s3_bucket, Key=key)
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", KMS_KEY)
+    assert head["ContentLength"] == result.bytes
+    assert store.read_table(TABLE, ["2026-10-13"]).column("blob").to_pylist() == payload.column("blob").to_pylist()
+
+
+def test_s3_failed_write_leaves_nothing_at_final_keys_and_no_open_uploads(s3_server, s3_bucket):
+    store = ParquetStore(f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_server, s3_region="us-east-1",
+                         row_group_rows=5, max_rows_per_file=10)
+
+    def pages():
+        for start in range(0, 30, 5):
+            yield rows_of(5, start).to_batches()[0]
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.write(TABLE, ("date", "2026-10-14"), RecordBatchStream(rows_of(0).schema, pages()))
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_s3_missing_bucket_is_a_one_line_error_before_the_producer_runs(s3_server, s3_bucket):
+    bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    store = ParquetStore(f"s3://{bucket}/lake", s3_endpoint_url=s3_server, s3_region="us-east-1")
+    pulled = []
+
+    def pages():
+        pulled.append(1)
+        yield rows_of(1).to_batches()[0]
+
+    with pytest.raises(StorageError) as error:
+        store.write(TABLE, ("date", "2026-10-15"), RecordBatchStream(rows_of(0).schema, pages()))
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"s3://{bucket}/lake" in message and "does not exist (NoSuchBucket)" in message
+    assert pulled == []  # no Jira request is wasted on a write that cannot land
+
+
+# ---------------------------------------------------------------------------- local only
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    # root ignores permission bits; an immutable directory refuses even root
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("cannot make a folder unwritable for root here (no chattr +i)")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_unwritable_local_folder_is_a_one_line_error(unwritable_folder):
+    store = ParquetStore(str(unwritable_folder / "lake"))
+    with pytest.raises(StorageError) as error:
+        store.write(TABLE, ("date", "2026-10-16"), rows_of(1))
+    message = str(error.value)
+    assert "\n" not in message
+    assert str(unwritable_folder / "lake") in message and "not writable" in message
+    assert list(unwritable_folder.iterdir()) == []
+
+
+def test_disk_full_is_a_clear_error_and_the_previous_version_survives(tmp_path, monkeypatch):
+    store = ParquetStore(str(tmp_path / "lake"))
+    store.write(TABLE, ("date", "2026-10-17"), rows_of(4))
+
+    class FullDiskSink(backends.LocalFileSink):
+        def __init__(self, path):
+            path.touch()  # the file exists in staging, but the device refuses every byte
+            backends.io.FileIO.__init__(self, "/dev/full", "wb")
+
+    monkeypatch.setattr(backends, "LocalFileSink", FullDiskSink)
+    with pytest.raises(StorageError, match="disk full") as error:
+        store.write(TABLE, ("date", "2026-10-17"), rows_of(1000))
+    assert str(tmp_path / "lake") in str(error.value)
+    monkeypatch.undo()
+    assert store.read_table(TABLE).column("id").to_pylist() == [0, 1, 2, 3]
+    assert [p.name for p in (tmp_path / "lake" / "jira" / "raw" / "issues").iterdir()] == ["date=2026-10-17"]
