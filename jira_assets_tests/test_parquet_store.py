@@ -272,6 +272,37 @@ def test_s3_missing_bucket_is_a_one_line_error_before_the_producer_runs(s3_serve
     assert pulled == []  # no Jira request is wasted on a write that cannot land
 
 
+@pytest.mark.parametrize(
+    "failing_call, code, message, expected",
+    [
+        ("list_objects_v2", "AccessDenied", "Access Denied", "access denied (AccessDenied: Access Denied)"),
+        ("create_multipart_upload", "KMS.NotFoundException", "Invalid keyId alias/gone",
+         "KMS key is invalid or not usable (KMS.NotFoundException: Invalid keyId alias/gone)"),
+        ("create_multipart_upload", "AccessDenied",
+         "User: arn:aws:iam::1:user/etl is not authorized to perform: kms:GenerateDataKey",
+         "KMS key is invalid or not usable (AccessDenied"),
+    ],
+)
+def test_s3_refusals_become_one_line_errors_naming_the_cause(failing_call, code, message, expected):
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    store = ParquetStore("s3://lake-bucket/prod", s3_client=client, sse_kms_key_id="alias/gone")
+    with Stubber(client) as stub:
+        for call in ("list_objects_v2", "list_multipart_uploads", "create_multipart_upload"):
+            if call == failing_call:
+                stub.add_client_error(call, service_error_code=code, service_message=message, http_status_code=403)
+                break
+            stub.add_response(call, {"UploadId": "u1"} if call == "create_multipart_upload" else {})
+        pulled = []
+        pages = (pulled.append(n) or rows_of(3).to_batches()[0] for n in range(2))
+        with pytest.raises(StorageError) as error:
+            store.write(TABLE, ("date", "2026-10-15"), RecordBatchStream(rows_of(0).schema, pages))
+    assert str(error.value).startswith("cannot write to s3://lake-bucket/prod/jira/raw/issues/date=2026-10-15/: ")
+    assert expected in str(error.value) and "\n" not in str(error.value)
+    assert pulled == []  # refused before a single Jira page was fetched
+
+
 # ---------------------------------------------------------------------------- local only
 
 

@@ -109,6 +109,8 @@ class ParquetStore:
             row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
         )
         try:
+            with storage_errors("write to", location):
+                parts.open_first_file()  # fail fast (bad KMS key, no permission) before the producer runs
             for batch in stream:  # the producer runs here; its own errors pass through untouched
                 with storage_errors("write to", location):
                     parts.write(batch)
@@ -334,10 +336,12 @@ class _RollingParquetWriter:
             ):
                 self._flush_row_group()
 
+    def open_first_file(self) -> None:
+        """Open part-00000 now; with zero rows it is still closed into a valid, typed file."""
+        self._open_part()
+
     def close(self) -> list[_WrittenPart]:
         self._flush_row_group()
-        if not self._written and self._writer is None:
-            self._open_part()  # zero rows: still one valid file that carries the schema
         self._finish_part()
         return self._written
 
