@@ -75,7 +75,7 @@ def test_local_kill_mid_write_keeps_previous_version_and_next_write_cleans_up(tm
     assert store.read_table(TABLE).column("version").to_pylist() == [3]
 
 
-def test_s3_kill_mid_write_keeps_previous_objects_and_next_write_aborts_the_orphan_upload(s3_server, s3_bucket):
+def test_s3_kill_mid_write_keeps_previous_objects_and_next_write_aborts_the_orphan(s3_server, s3_bucket):
     base = f"s3://{s3_bucket}/lake"
     store = ParquetStore(base, s3_endpoint_url=s3_server, s3_region="us-east-1")
     store.write(TABLE, PARTITION, version_one())

@@ -101,7 +101,7 @@ def test_partitioned_stream_lands_with_metadata_and_loads_back_lazily_and_as_pan
         metadata = result.asset_materializations_for_node("jira__raw__events")[0].metadata
         assert metadata["dagster/row_count"].value == ROWS_PER_DAY[day]
         assert metadata["dagster/partition_row_count"].value == ROWS_PER_DAY[day]
-        assert metadata["dagster/uri"].value == str(tmp_path / "lake" / "jira" / "raw" / "events" / f"date={day}")
+        assert metadata["dagster/uri"].value == str(tmp_path / "lake/jira/raw/events" / f"date={day}")
         assert metadata["parquet/files"].value == [metadata["dagster/uri"].value + "/part-00000.parquet"]
         assert metadata["parquet/bytes"].value > 0
         assert metadata["jira/requests"].value == -(-ROWS_PER_DAY[day] // 100)
@@ -148,7 +148,8 @@ def test_partition_range_output_is_refused_with_a_clear_error(tmp_path, instance
     io_manager = ParquetIOManager(base_path=str(tmp_path / "lake"))
     result = dg.materialize(
         [range_events], resources={"parquet": io_manager}, instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-03"},
+        tags={"dagster/asset_partition_range_start": "2026-10-01",
+              "dagster/asset_partition_range_end": "2026-10-03"},
     )
     assert not result.success
     message = failure_message(result, "range_events")

@@ -7,6 +7,8 @@ import uuid
 
 import boto3
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from jira_assets.parquet import (
@@ -15,8 +17,8 @@ from jira_assets.parquet import (
     RecordBatchStream,
     SchemaConflictError,
     StorageError,
+    backends,
 )
-from jira_assets.parquet import backends
 
 TABLE = ["jira", "raw", "issues"]
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -57,8 +59,8 @@ ISSUE_ROWS = [
 
 
 def rows_of(n, start=0, schema=pa.schema([("id", pa.int64()), ("title", pa.string())])):
-    return pa.table({"id": list(range(start, start + n)), "title": [f"issue {i}" for i in range(start, start + n)]},
-                    schema=schema)
+    ids = range(start, start + n)
+    return pa.table({"id": list(ids), "title": [f"issue {i}" for i in ids]}, schema=schema)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -72,7 +74,8 @@ def make_store(request, tmp_path):
         bucket = request.getfixturevalue("s3_bucket")
 
         def make(**options):
-            return ParquetStore(f"s3://{bucket}/lake", s3_endpoint_url=endpoint, s3_region="us-east-1", **options)
+            return ParquetStore(f"s3://{bucket}/lake", s3_endpoint_url=endpoint, s3_region="us-east-1",
+                                **options)
     make.kind = request.param
     return make
 
@@ -115,16 +118,15 @@ def test_zero_rows_still_write_a_typed_file(make_store):
 
 def test_large_partition_rolls_over_into_several_files_at_the_row_target(make_store):
     store = make_store(max_rows_per_file=400, row_group_rows=100)
-    batches = (rows_of(min(70, 1000 - start), start).to_batches()[0] for start in range(0, 1000, 70))  # odd pages
+    # 1 000 rows in pages of 70: page and file boundaries do not line up
+    batches = (rows_of(min(70, 1000 - start), start).to_batches()[0] for start in range(0, 1000, 70))
     result = store.write(TABLE, ("date", "2026-10-03"), RecordBatchStream(rows_of(0).schema, batches))
 
     assert file_names(result) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert result.rows == 1000
-    import pyarrow.parquet as pq
-
     fs = store._backend.arrow_filesystem()
-    rows_per_file = [pq.ParquetFile(fs.open_input_file(store._backend.arrow_path((*TABLE, "date=2026-10-03", n))))
-                     .metadata.num_rows for n in file_names(result)]
+    paths = [store._backend.arrow_path((*TABLE, "date=2026-10-03", n)) for n in file_names(result)]
+    rows_per_file = [pq.ParquetFile(fs.open_input_file(p)).metadata.num_rows for p in paths]
     assert rows_per_file == [400, 400, 200]
     assert sorted(store.read_table(TABLE).column("id").to_pylist()) == list(range(1000))
 
@@ -165,8 +167,6 @@ def test_new_nullable_column_in_a_later_partition_reads_as_null_for_older_ones(m
     assert [(r["id"], r["customfield_10042"], r["date"]) for r in rows] == [
         (0, None, "2026-10-06"), (1, None, "2026-10-06"), (10, 1.5, "2026-10-07"), (11, None, "2026-10-07")]
     # a lazy filter on the partition column prunes to one partition
-    import pyarrow.dataset as ds
-
     assert dataset.to_table(filter=ds.field("date") == "2026-10-06").num_rows == 2
 
 
@@ -210,11 +210,13 @@ def test_a_failing_producer_leaves_the_previous_version_intact(make_store):
         yield rows_of(10, start=110).to_batches()[0]
         raise ConnectionError("Jira went away")
 
+    failing = RecordBatchStream(rows_of(0).schema, pages_then_jira_error())
     with pytest.raises(ConnectionError, match="Jira went away"):  # the producer's error, not a StorageError
-        store.write(TABLE, ("date", "2026-10-12"), RecordBatchStream(rows_of(0).schema, pages_then_jira_error()))
+        store.write(TABLE, ("date", "2026-10-12"), failing)
     assert store.read_table(TABLE, ["2026-10-12"]).column("id").to_pylist() == list(range(30))
     if make_store.kind == "local":
-        assert [p.name for p in store._backend.path(TABLE).iterdir()] == ["date=2026-10-12"]  # no staging left
+        # no staging directory left behind
+        assert [p.name for p in store._backend.path(TABLE).iterdir()] == ["date=2026-10-12"]
 
 
 # ------------------------------------------------------------------------------- S3 only
@@ -223,9 +225,11 @@ def test_a_failing_producer_leaves_the_previous_version_intact(make_store):
 def test_s3_multipart_file_larger_than_a_part_round_trips_with_sse_kms(s3_server, s3_bucket):
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     sent = []
-    client.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: sent.append(params))
-    store = ParquetStore(f"s3://{s3_bucket}/lake", sse_kms_key_id=KMS_KEY, s3_client=client, compression="none",
-                         s3_endpoint_url=s3_server, s3_region="us-east-1")
+    client.meta.events.register(
+        "before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: sent.append(dict(params))
+    )
+    store = ParquetStore(f"s3://{s3_bucket}/lake", sse_kms_key_id=KMS_KEY, s3_client=client,
+                         compression="none", s3_endpoint_url=s3_server, s3_region="us-east-1")
     payload = pa.table({"id": pa.array(range(20), pa.int64()),
                         "blob": pa.array([os.urandom(600_000) for _ in range(20)], pa.binary())})  # ~12 MB
     result = store.write(TABLE, ("date", "2026-10-13"), payload)
@@ -236,7 +240,8 @@ def test_s3_multipart_file_larger_than_a_part_round_trips_with_sse_kms(s3_server
     head = client.head_object(Bucket=s3_bucket, Key=key)
     assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", KMS_KEY)
     assert head["ContentLength"] == result.bytes
-    assert store.read_table(TABLE, ["2026-10-13"]).column("blob").to_pylist() == payload.column("blob").to_pylist()
+    back = store.read_table(TABLE, ["2026-10-13"])
+    assert back.column("blob").to_pylist() == payload.column("blob").to_pylist()
 
 
 def test_s3_failed_write_leaves_nothing_at_final_keys_and_no_open_uploads(s3_server, s3_bucket):
@@ -291,14 +296,16 @@ def test_s3_refusals_become_one_line_errors_naming_the_cause(failing_call, code,
     with Stubber(client) as stub:
         for call in ("list_objects_v2", "list_multipart_uploads", "create_multipart_upload"):
             if call == failing_call:
-                stub.add_client_error(call, service_error_code=code, service_message=message, http_status_code=403)
+                stub.add_client_error(call, service_error_code=code, service_message=message,
+                                      http_status_code=403)
                 break
             stub.add_response(call, {"UploadId": "u1"} if call == "create_multipart_upload" else {})
         pulled = []
         pages = (pulled.append(n) or rows_of(3).to_batches()[0] for n in range(2))
         with pytest.raises(StorageError) as error:
             store.write(TABLE, ("date", "2026-10-15"), RecordBatchStream(rows_of(0).schema, pages))
-    assert str(error.value).startswith("cannot write to s3://lake-bucket/prod/jira/raw/issues/date=2026-10-15/: ")
+    partition_uri = "s3://lake-bucket/prod/jira/raw/issues/date=2026-10-15/"
+    assert str(error.value).startswith(f"cannot write to {partition_uri}: ")
     assert expected in str(error.value) and "\n" not in str(error.value)
     assert pulled == []  # refused before a single Jira page was fetched
 

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import pyarrow.fs as pafs
 
@@ -280,7 +280,9 @@ def _exchange_directories(a: Path, b: Path) -> bool:
 
 
 class S3Prefix:
-    def __init__(self, base: str, *, endpoint_url=None, region=None, sse_kms_key_id=None, client=None) -> None:
+    def __init__(
+        self, base: str, *, endpoint_url=None, region=None, sse_kms_key_id=None, client=None
+    ) -> None:
         bucket, _, prefix = base.removeprefix("s3://").partition("/")
         if not bucket:
             raise ValueError(f"no bucket in {base!r}: use s3://bucket/prefix")
@@ -316,8 +318,9 @@ class S3Prefix:
 
     def arrow_filesystem(self) -> pafs.FileSystem:
         endpoint = self.endpoint_url
-        if endpoint is None and self._client is not None and "amazonaws.com" not in self._client.meta.endpoint_url:
-            endpoint = self._client.meta.endpoint_url  # an injected client for an S3-compatible store
+        injected = self._client.meta.endpoint_url if self._client is not None else None
+        if endpoint is None and injected and "amazonaws.com" not in injected:
+            endpoint = injected  # an injected client for an S3-compatible store
         region = self.region or self.client.meta.region_name
         return pafs.S3FileSystem(endpoint_override=endpoint, region=region)
 
@@ -448,6 +451,8 @@ class S3MultipartSink:
         self._discarded = True
         self._buffer = bytearray()
         try:
-            self.s3.client.abort_multipart_upload(Bucket=self.s3.bucket, Key=self.key, UploadId=self._upload_id)
+            self.s3.client.abort_multipart_upload(
+                Bucket=self.s3.bucket, Key=self.key, UploadId=self._upload_id
+            )
         except Exception:  # best effort: the next write of this directory aborts it too
             pass

@@ -60,7 +60,8 @@ def _describe_s3_error(exc) -> str:
     message = error.get("Message", "") or str(exc)
     if code == "NoSuchBucket":
         bucket = error.get("BucketName")
-        return f"bucket {bucket!r} does not exist (NoSuchBucket)" if bucket else "bucket does not exist (NoSuchBucket)"
+        named = f" {bucket!r}" if bucket else ""
+        return f"bucket{named} does not exist (NoSuchBucket)"
     if code.startswith("KMS") or "kms" in message.lower():  # also AccessDenied on kms:GenerateDataKey
         return f"KMS key is invalid or not usable ({code}: {message})"
     if code in ("AccessDenied", "403", "AllAccessDisabled"):

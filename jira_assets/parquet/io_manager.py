@@ -80,7 +80,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     # ---------------------------------------------------------------------------------- input
 
     def load_input(self, context: dg.InputContext) -> Any:
-        table_path = _table_path(context.upstream_output) if not context.has_asset_key else context.asset_key.path
+        table_path = context.asset_key.path if context.has_asset_key else _table_path(context.upstream_output)
         partitions = None  # an unpartitioned upstream is read whole
         if context.has_asset_partitions:
             partitions = [str(key) for key in context.asset_partition_keys]
@@ -96,7 +96,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
 def _table_path(context: dg.OutputContext | None) -> list[str]:
     if context is None:
-        raise dg.DagsterInvariantViolationError("ParquetIOManager cannot locate an input with no upstream output")
+        raise dg.DagsterInvariantViolationError("ParquetIOManager cannot locate an input without upstream")
     if context.has_asset_key:
         return list(context.asset_key.path)
     return list(context.get_identifier())  # op outputs: run id / step / output name

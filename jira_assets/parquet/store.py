@@ -178,7 +178,8 @@ class ParquetStore:
                 directories = [tuple(table_path)] if partitions is None else []
             else:
                 directories = [(*table_path, dirs_by_value[value]) for value in selected]
-            files = [self._backend.arrow_path((*d, name)) for d in directories for name in self._part_files(d)]
+            files = [self._backend.arrow_path((*d, name))
+                     for d in directories for name in self._part_files(d)]
             if partitions is None and not files and column is None:
                 raise MissingPartitionsError(f"cannot read {location}: no table written there", [])
             filesystem = self._backend.arrow_filesystem()
