@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import types
 import typing
 from typing import Any, Optional
 
@@ -107,7 +108,7 @@ def _wanted_type(context: dg.InputContext) -> Any:
         wanted = context.dagster_type.typing_type
     except dg.DagsterInvariantViolationError:  # contexts built by hand may carry no type
         return ds.Dataset
-    if typing.get_origin(wanted) is typing.Union:  # Optional[pd.DataFrame]
+    if typing.get_origin(wanted) in (typing.Union, types.UnionType):  # Optional[pd.DataFrame]
         wanted = next((arg for arg in typing.get_args(wanted) if arg is not type(None)), wanted)
     return wanted if wanted in (pd.DataFrame, pa.Table) else ds.Dataset
 
