@@ -1,5 +1,4 @@
 """The asset factory: one software-defined asset per catalog entry, all built the same way."""
-from __future__ import annotations
 
 from typing import Optional
 

@@ -1,0 +1,73 @@
+"""The catalog is the product's table of contents: these tests pin what it promises."""
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from jira_assets.catalog import OBJECTS, Mode
+from jira_assets.defs.raw import raw_assets
+
+APPFLOW_OBJECTS = {
+    "Audit Record", "Groups", "Issue", "Issue Events", "Issue Fields", "Issue Field Configurations",
+    "Issue Link Type", "Issue Notification Schemes", "Issue Priority", "Issue Resolution", "Issue Security Scheme",
+    "Issue Type", "Issue Type Scheme", "Issue Type Screen Scheme", "Jira Settings", "Jira Settings Advanced",
+    "Jira Settings Global", "Label", "Myself", "Permission", "Project", "Project Category", "Project Type",
+    "Server Info", "User", "Workflow", "Workflow Scheme", "Workflow Scheme Project Association",
+    "Workflow Status", "Workflow Status Category",
+}
+BEYOND_APPFLOW = {"issue_comments", "issue_changelogs", "issue_worklogs", "worklog_deletions", "boards", "sprints",
+                  "project_versions", "project_components"}
+
+
+def test_the_catalog_covers_all_30_appflow_objects_and_the_complete_children():
+    assert {o.title for o in OBJECTS if o.appflow} == APPFLOW_OBJECTS
+    assert BEYOND_APPFLOW <= {o.name for o in OBJECTS if not o.appflow}
+    assert len({o.name for o in OBJECTS}) == len(OBJECTS)
+
+
+def test_no_object_uses_an_endpoint_atlassian_removed():
+    removed = {"/rest/api/2/search", "/rest/api/2/workflow", "/rest/api/2/workflow/search", "/rest/api/2/project",
+               "/rest/api/2/priority", "/rest/api/2/resolution", "/rest/api/2/users"}
+    assert not {o.path for o in OBJECTS} & removed
+
+
+@pytest.mark.parametrize("obj", OBJECTS, ids=lambda o: o.name)
+def test_every_primary_key_is_a_declared_column(obj):
+    names = {c.name for c in obj.columns}
+    if obj.name == "issues":
+        from jira_assets.issue_schema import STANDARD_COLUMNS
+
+        names = {c.name for c in STANDARD_COLUMNS}
+    assert set(obj.primary_key) <= names
+
+
+def test_incremental_objects_are_exactly_the_time_windowed_ones():
+    assert {o.name for o in OBJECTS if o.mode is Mode.INCREMENTAL} == {
+        "audit_records", "issues", "issue_comments", "issue_changelogs", "issue_worklogs", "worklog_deletions"}
+
+
+def test_asset_graph_has_the_real_dependency_edges():
+    placeholders = {"jira": dg.ResourceDefinition.none_resource(),
+                    "parquet_io_manager": dg.IOManagerDefinition.hardcoded_io_manager(None)}
+    graph = dg.Definitions(assets=raw_assets, resources=placeholders).resolve_asset_graph()
+
+    def parents(name):
+        return {k.path[-1] for k in graph.get(dg.AssetKey(["jira", "raw", name])).parent_keys}
+
+    assert parents("issues") == {"issue_fields"}
+    assert parents("issue_comments") == parents("issue_changelogs") == {"issues"}
+    assert parents("workflow_scheme_project_associations") == {"projects"}
+    assert parents("sprints") == {"boards"}
+    assert parents("project_versions") == parents("project_components") == {"projects"}
+
+
+def test_every_raw_asset_carries_group_kinds_pool_owner_and_column_schema():
+    for asset in raw_assets:
+        spec = next(iter(asset.specs))
+        assert spec.key.path[:2] == ["jira", "raw"]
+        assert spec.group_name == "jira_raw"
+        assert spec.kinds == {"jira", "parquet", "s3"}
+        assert spec.owners == ["team:data-eng"]
+        assert asset.node_def.pool == "jira_api"
+        assert isinstance(spec.metadata["dagster/column_schema"], dg.TableSchema)
+        assert spec.metadata["jira/endpoint"].startswith("/rest/")
