@@ -48,7 +48,7 @@ def test_incremental_objects_are_exactly_the_time_windowed_ones():
 
 def test_asset_graph_has_the_real_dependency_edges():
     placeholders = {"jira": dg.ResourceDefinition.none_resource(),
-                    "parquet_io_manager": dg.IOManagerDefinition.hardcoded_io_manager(None)}
+                    "parquet_io_manager": dg.mem_io_manager}
     graph = dg.Definitions(assets=raw_assets, resources=placeholders).resolve_asset_graph()
 
     def parents(name):
