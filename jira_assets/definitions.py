@@ -3,10 +3,21 @@ from __future__ import annotations
 
 import dagster as dg
 
+from jira_assets.defs import automation
+from jira_assets.defs.checks import raw_checks
+from jira_assets.defs.marts import issue_id_census, mart_assets
 from jira_assets.defs.raw import raw_assets
 from jira_assets.defs.resources import resources_from_env
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[*raw_assets], resources=resources_from_env())
+    marts = [a for a in mart_assets if a is not issue_id_census]
+    return dg.Definitions(
+        assets=[*automation.with_freshness([*raw_assets, issue_id_census]), *marts],
+        asset_checks=raw_checks,
+        jobs=automation.jobs,
+        schedules=automation.schedules,
+        sensors=automation.sensors,
+        resources=resources_from_env(),
+    )

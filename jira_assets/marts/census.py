@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jira_assets.arrow import RecordConverter, to_epoch_ms
-from jira_assets.catalog import INT, STR as STR_TYPE, C
+from jira_assets.catalog import INT, STR as STR_TYPE, C, JiraObject
 from jira_assets.jira.paging import TokenPages
 from jira_assets.marts.dimensions import STR, Dimensions
 from jira_assets.marts.issues import DELETED, NO_LONGER_VISIBLE, latest_issues
@@ -29,6 +29,11 @@ from jira_assets.parquet.stream import RecordBatchStream
 SEARCH_PATH = "/rest/api/2/search/jql"
 CENSUS_PAGE_SIZE = 5000  # Jira's maximum when only ids are requested
 CENSUS_COLUMNS = (C("id", INT), C("key", STR_TYPE))
+CENSUS_SCHEMA = RecordConverter(CENSUS_COLUMNS, keep_raw=False).schema
+CENSUS_OBJECT = JiraObject(
+    "issue_id_census", "Issue id census", SEARCH_PATH, TokenPages("issues", CENSUS_PAGE_SIZE, method="GET"), ("id",),
+    CENSUS_COLUMNS, appflow=False, description="Every issue id in scope (id-only search), to detect deletions.",
+)
 
 
 def census_jql(started_ms: int, projects: tuple[str, ...] = (), jql_filter: Optional[str] = None) -> str:
@@ -56,8 +61,7 @@ def census_stream(client: Any, *, projects: tuple[str, ...] = (), jql_filter: Op
 
     def pages() -> Iterator[list]:
         nonlocal pages_read
-        paging = TokenPages("issues", CENSUS_PAGE_SIZE, method="GET")
-        for page in client.iter_pages(SEARCH_PATH, paging, params={"jql": jql, "fields": "id"}):
+        for page in client.iter_pages(SEARCH_PATH, CENSUS_OBJECT.paging, params={"jql": jql, "fields": "id"}):
             pages_read += 1
             yield page
 

@@ -1,0 +1,214 @@
+"""Asset checks on every raw asset, one step per asset (all its checks read the partition once).
+
+| check                 | severity | blocking | fails when                                                               |
+|-----------------------|----------|----------|--------------------------------------------------------------------------|
+| `primary_key_unique`  | ERROR    | yes      | a primary key is stored twice in the partition (`single_row` for objects |
+|                       |          |          | without a key: more than one row)                                        |
+| `primary_key_not_null`| ERROR    | yes      | a primary-key column is null or missing                                  |
+| `schema_unchanged`    | WARN     | no       | a column was added, removed or retyped since the previous materialization |
+| `count_matches_jira`  | ERROR    | no       | (issues) fewer issues stored than Jira counts for the same window        |
+
+Blocking checks stop downstream steps of the same run, and the marts' automation condition holds them while a
+blocking check of any upstream partition is failing (see `automation.py`). The count check is not blocking:
+missing issues make a partition incomplete, not wrong, and the next refresh of that day repairs it.
+"""
+
+import dataclasses
+import datetime as dt
+import warnings
+from typing import Any, Iterator, Optional
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from jira_assets.catalog import OBJECTS, JiraObject
+from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
+from jira_assets.defs.raw import POOL, raw_key
+from jira_assets.defs.resources import JiraCloudResource
+from jira_assets.extract import Window, issue_jql
+from jira_assets.marts import quality
+from jira_assets.marts.census import CENSUS_OBJECT
+from jira_assets.marts.tables import EXTRACTED_AT, PARTITION_COLUMN, TS
+
+APPROXIMATE_COUNT_PATH = "/rest/api/2/search/approximate-count"
+CHECKED_OBJECTS: tuple[JiraObject, ...] = (*OBJECTS, CENSUS_OBJECT)
+
+UNIQUE = "primary_key_unique"
+SINGLE_ROW = "single_row"
+NOT_NULL = "primary_key_not_null"
+SCHEMA = "schema_unchanged"
+COUNT = "count_matches_jira"
+
+
+def check_names(obj: JiraObject) -> list[str]:
+    names = [UNIQUE, NOT_NULL] if obj.primary_key else [SINGLE_ROW]
+    names.append(SCHEMA)
+    if obj.name == "issues":
+        names.append(COUNT)
+    return names
+
+
+_DESCRIPTIONS = {
+    UNIQUE: "Every primary key ({key}) appears once in the partition.",
+    SINGLE_ROW: "The object is a singleton: at most one row per capture.",
+    NOT_NULL: "No primary-key column ({key}) is null.",
+    SCHEMA: "No column was added, removed or retyped since the previous materialization (reported as a warning).",
+    COUNT: "As many issues are stored as Jira's approximate count for the same JQL window, bounded by the time "
+           "the extraction began (issues updated since then have moved to a later window).",
+}
+_BLOCKING = {UNIQUE, SINGLE_ROW, NOT_NULL}
+
+
+def _specs(obj: JiraObject) -> list[dg.AssetCheckSpec]:
+    """Partitioned like the asset, so a result belongs to the partition it checked (a Dagster preview feature
+    in 1.13, whose warning is silenced here on purpose)."""
+    partitions = incremental_partitions if obj.incremental else snapshot_partitions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(name, asset=raw_key(obj.name), blocking=name in _BLOCKING, partitions_def=partitions,
+                              description=_DESCRIPTIONS[name].format(key=", ".join(obj.primary_key)))
+            for name in check_names(obj)
+        ]
+
+
+# ---- the checks themselves (each returns one AssetCheckResult) ---------------------------------------------------
+
+def _unique(obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
+    report = quality.duplicate_keys(data, obj.primary_key)
+    return dg.AssetCheckResult(
+        check_name=UNIQUE, passed=report.duplicated_keys == 0, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"rows": report.rows, "duplicated_keys": report.duplicated_keys,
+                  "duplicate_rows": report.duplicate_rows, "examples": dg.MetadataValue.json(
+                      [list(e) if isinstance(e, tuple) else e for e in report.examples])},
+        description=None if not report.duplicated_keys else
+        f"{report.duplicated_keys} key(s) stored more than once, e.g. {report.examples[:3]}",
+    )
+
+
+def _single_row(data: ds.Dataset) -> dg.AssetCheckResult:
+    rows = data.count_rows()
+    return dg.AssetCheckResult(check_name=SINGLE_ROW, passed=rows <= 1, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"rows": rows})
+
+
+def _not_null(obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
+    nulls = quality.null_counts(data, obj.primary_key)
+    bad = {c: n for c, n in nulls.items() if n}
+    return dg.AssetCheckResult(
+        check_name=NOT_NULL, passed=not bad, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"null_counts": dg.MetadataValue.json(nulls)},
+        description=None if not bad else f"null primary-key values: {bad}",
+    )
+
+
+def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
+    current, previous = _materialized_schemas(context, raw_key(obj.name))
+    if current is None:  # no materialization metadata: the schema of the stored partition
+        current = quality.schema_of(data.schema, drop=[PARTITION_COLUMN])
+    changes = quality.schema_changes(previous, current)
+    changed = quality.any_change(changes)
+    return dg.AssetCheckResult(
+        check_name=SCHEMA, passed=not changed, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"added": dg.MetadataValue.json(changes["added"]), "removed": dg.MetadataValue.json(changes["removed"]),
+                  "type_changed": dg.MetadataValue.json(changes["type_changed"]),
+                  "compared_with_previous": previous is not None},
+        description=None if not changed else _describe(changes),
+    )
+
+
+def _describe(changes: dict) -> str:
+    parts = []
+    if changes["added"]:
+        parts.append("added " + ", ".join(changes["added"]))
+    if changes["removed"]:
+        parts.append("removed " + ", ".join(changes["removed"]))
+    if changes["type_changed"]:
+        parts.append("retyped " + ", ".join(f"{c} ({t})" for c, t in changes["type_changed"].items()))
+    return "; ".join(parts)
+
+
+def _materialized_schemas(context: dg.AssetCheckExecutionContext,
+                          key: dg.AssetKey) -> tuple[Optional[dict], Optional[dict]]:
+    """({column: type} of the materialization being checked, of the one before it), from the IO manager's
+    `dagster/column_schema` metadata. The one checked is the newest of this partition; the previous one may be
+    of any partition."""
+    records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=100).records
+    partition = context.partition_key if context.has_partition_key else None
+    index = next((i for i, r in enumerate(records) if r.partition_key == partition), None)
+    if index is None:
+        return None, None
+    schemas = [_schema_metadata(r) for r in records[index:index + 2]]
+    return schemas[0], (schemas[1] if len(schemas) > 1 else None)
+
+
+def _schema_metadata(record: Any) -> Optional[dict]:
+    value = record.asset_materialization.metadata.get("dagster/column_schema") if record.asset_materialization else None
+    schema = getattr(value, "schema", None)
+    return None if schema is None else {c.name: c.type for c in schema.columns}
+
+
+def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data: ds.Dataset) -> dg.AssetCheckResult:
+    """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start))."""
+    start, end = context.partition_time_window
+    extracted = pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
+    upper = min(end, _floor_minute(extracted)) if extracted else end
+    metadata: dict[str, Any] = {"window_start": start.isoformat(), "window_end": end.isoformat(),
+                                "compared_until": upper.isoformat()}
+    if upper <= start:
+        return dg.AssetCheckResult(check_name=COUNT, passed=True, metadata={**metadata, "skipped": True},
+                                   description="the extraction began at the window start: nothing to compare")
+    settings = dataclasses.replace(jira.extract_settings(), overlap_minutes=0)
+    jql = issue_jql(Window(start, upper), settings).split(" ORDER BY ")[0]
+    answer = jira.get_client().post_json(APPROXIMATE_COUNT_PATH, {"jql": jql}) or {}
+    jira_count = int(answer.get("count", 0))
+    stored = data.count_rows(filter=ds.field("updated") < pa.scalar(upper, type=TS)) if data.count_rows() else 0
+    metadata.update({"jql": jql, "jira_count": jira_count, "stored_count": stored,
+                     "missing": max(0, jira_count - stored)})
+    return dg.AssetCheckResult(
+        check_name=COUNT, passed=stored >= jira_count, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
+        description=None if stored >= jira_count else
+        f"Jira counts {jira_count} issues for {jql!r} but only {stored} are stored",
+    )
+
+
+def _floor_minute(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, data: ds.Dataset,
+             jira: Optional[JiraCloudResource] = None) -> Iterator[dg.AssetCheckResult]:
+    selected = {k.name for k in context.selected_asset_check_keys}
+    runners = {
+        UNIQUE: lambda: _unique(obj, data),
+        SINGLE_ROW: lambda: _single_row(data),
+        NOT_NULL: lambda: _not_null(obj, data),
+        SCHEMA: lambda: _schema(context, obj, data),
+        COUNT: lambda: _count(context, jira, data),
+    }
+    for name in check_names(obj):
+        if name in selected:
+            yield runners[name]()
+
+
+def build_raw_checks(obj: JiraObject) -> dg.AssetChecksDefinition:
+    common = dict(name=f"{obj.name}_checks", specs=_specs(obj), can_subset=True,
+                  ins={"data": dg.AssetIn(key=raw_key(obj.name))})
+    if COUNT in check_names(obj):
+        @dg.multi_asset_check(pool=POOL, **common)
+        def _with_jira(context: dg.AssetCheckExecutionContext, data: ds.Dataset,
+                       jira: JiraCloudResource) -> Iterator[dg.AssetCheckResult]:
+            yield from _results(context, obj, data, jira)
+
+        return _with_jira
+
+    @dg.multi_asset_check(**common)
+    def _checks(context: dg.AssetCheckExecutionContext, data: ds.Dataset) -> Iterator[dg.AssetCheckResult]:
+        yield from _results(context, obj, data)
+
+    return _checks
+
+
+raw_checks: list[dg.AssetChecksDefinition] = [build_raw_checks(obj) for obj in CHECKED_OBJECTS]
