@@ -135,14 +135,7 @@ def my_permissions(site: JiraSite, req: Request) -> dict[str, Any]:
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise bad_request(f"Invalid permission keys: {', '.join(unknown)}")
-    rows = {row["key"]: row for row in (site.world.my_permissions(req.principal.user, keys)
-                                         if "permission_definitions" not in site.replayed else
-                                         _replayed_my_permissions(known, keys, req))}
-    return {"permissions": {k: rows[k] for k in keys}}
-
-
-def _replayed_my_permissions(known: dict[str, Any], keys: list[str], req: Request) -> list[dict[str, Any]]:
-    return [{"id": str(n + 1), **known[k], "havePermission": bool(req.principal.is_admin)} for n, k in enumerate(keys)]
+    return {"permissions": site.world.my_permissions(req.principal.user, known, keys)}
 
 
 def project_search(site: JiraSite, req: Request) -> dict[str, Any]:

@@ -478,6 +478,8 @@ class FieldSelection:
 
     fields: tuple[str, ...]
     want_key: bool = True
+    #: `*all` without exclusions (replayed issues then return every recorded field, catalogued or not)
+    everything: bool = False
 
     @property
     def ids_only(self) -> bool:
@@ -513,7 +515,7 @@ def select_fields(specs: Iterable[str], catalog: list[FieldDef], default: str) -
             want_key = True  # Jira silently ignores unknown fields but still returns the issue envelope
     seen: set[str] = set()
     ordered = tuple(f for f in chosen if not (f in seen or seen.add(f)) and f not in excluded)
-    return FieldSelection(ordered, want_key or bool(ordered))
+    return FieldSelection(ordered, want_key or bool(ordered), everything="*all" in tokens and not excluded)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ class JiraSite:
             "labels": self.store.used_labels,
             "myself": lambda: [w.myself(w.users[DEMO_ADMIN], set())],
             "permission_definitions": w.permissions,
-            "permissions": lambda: list(w.my_permissions(w.users[DEMO_ADMIN], list(self.snapshot("permission_definitions"))).values()),
+            "permissions": self._admin_permissions,
             "projects": lambda: self.project_records(PROJECT_EXPAND),
             "project_categories": lambda: list(w.categories),
             "project_types": w.project_types,
@@ -90,7 +90,8 @@ class JiraSite:
             "users": lambda: [w.user_search_record(u) for u in w.users],
             "workflows": w.workflows,
             "workflow_schemes": w.workflow_schemes,
-            "workflow_scheme_project_associations": lambda: self.workflow_scheme_associations([p.id for p in w.projects]),
+            "workflow_scheme_project_associations": lambda: self.workflow_scheme_associations(
+                [p["id"] for p in self.snapshot("projects")]),
             "workflow_statuses": lambda: [w.status(i) for i in range(len(STATUSES))],
             "workflow_status_categories": lambda: [w.status_category(i) for i in range(len(STATUS_CATEGORIES))],
             "boards": lambda: [w.board_record(b) for b in w.boards],
@@ -99,6 +100,10 @@ class JiraSite:
             "project_components": lambda: [c for p in w.projects for c in self.components_of(p.index)],
             "dashboards": w.dashboards,
         }
+
+    def _admin_permissions(self) -> list[dict[str, Any]]:
+        definitions = self.snapshot("permission_definitions")
+        return list(self.world.my_permissions(self.world.users[DEMO_ADMIN], definitions, list(definitions)).values())
 
     def _audit_records(self) -> list[dict[str, Any]]:
         records = self.world.audit_records() + self.extra_audit

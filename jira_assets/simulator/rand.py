@@ -48,8 +48,13 @@ def rng(*parts: int) -> random.Random:
 
 
 def hex_id(*parts: int, length: int = 24) -> str:
-    value = mix(*parts) << 64 | mix(*parts, 1)
-    return ("%032x" % value)[:length]
+    """`length` hex digits derived from the parts."""
+    digits = ""
+    counter = 0
+    while len(digits) < length:
+        digits += "%016x" % mix(*parts, counter)
+        counter += 1
+    return digits[:length]
 
 
 def uuid_like(*parts: int) -> str:

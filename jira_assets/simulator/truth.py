@@ -48,9 +48,9 @@ class GroundTruth:
         """Every object name `records` accepts (the catalog's asset names)."""
         return sorted({n for n in self.site.snapshot_names() if n not in _HIDDEN} | set(CHILD_OBJECTS))
 
-    def records(self, name: str) -> list[dict[str, Any]]:
-        """Rows of one object. Labels become `{"label": ...}` rows, permissions `/mypermissions` rows;
-        comments and changelog histories carry an added `issueId` (the worklog's own field for worklogs)."""
+    def records(self, name: str) -> list[Any]:
+        """Records of one object as the endpoint sends them (labels are bare strings, permissions are the
+        `/mypermissions` entries); comments and changelog histories carry an added `issueId`."""
         if name == "issues":
             return self.issues()
         if name == "issue_comments":
@@ -65,10 +65,7 @@ class GroundTruth:
             return [{"worklogId": int(ids[i]), "updatedTime": int(stamps[i]), "properties": []} for i in order.tolist()]
         if name not in self.site.snapshot_names() or name in _HIDDEN:
             raise KeyError(f"unknown object {name!r}; known: {self.names()}")
-        records = _copy(self.site.snapshot(name))
-        if name == "labels":
-            return [{"label": label} for label in records]
-        return records
+        return _copy(self.site.snapshot(name))
 
     def ids(self, name: str) -> list[Any]:
         """Primary keys of an object's rows, in row order."""
@@ -76,6 +73,8 @@ class GroundTruth:
         rows = self.records(name)
         if key is None:
             return list(range(len(rows)))
+        if name == "labels":
+            return list(rows)
         if isinstance(key, tuple):
             return [tuple(_dig(row, k) for k in key) for row in rows]
         return [_dig(row, key) for row in rows]

@@ -696,18 +696,19 @@ class World:
         return {key: {"key": key, "name": name, "type": kind, "description": description}
                 for key, (name, kind, description) in PERMISSIONS.items()}
 
-    def my_permissions(self, user: Optional[User], keys: list[str]) -> dict[str, dict[str, Any]]:
+    def my_permissions(self, user: Optional[User], definitions: dict[str, dict[str, Any]],
+                       keys: list[str]) -> dict[str, dict[str, Any]]:
+        """/mypermissions entries: the /permissions definitions plus `havePermission` for this user."""
         result = {}
         for n, key in enumerate(keys):
-            name, kind, description = PERMISSIONS[key]
+            definition = definitions[key]
             if user is None:  # anonymous
                 have = False
             elif user.is_admin:
                 have = True
             else:
                 have = key not in ADMIN_ONLY_PERMISSIONS
-            result[key] = {"id": str(n + 1 if kind == "GLOBAL" else 10 + n), "key": key, "name": name, "type": kind,
-                           "description": description, "havePermission": have}
+            result[key] = {"id": str(n + 1), **definition, "havePermission": have}
         return result
 
     def dashboards(self) -> list[dict[str, Any]]:
