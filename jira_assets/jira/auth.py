@@ -218,7 +218,8 @@ class OAuth3LO(JiraAuth):
         self.clock = clock
         self._lock = threading.Lock()  # single flight among this process's threads
         self._current: TokenSet | None = None
-        self.refreshes = 0
+        self.refreshes = 0  # refresh tokens this object spent
+        self.adoptions = 0  # fresh tokens it found in the store, stored by another process or object
 
     def __repr__(self) -> str:
         return f"OAuth3LO(client_id={self.endpoint.client_id!r}, store={self.token_store.describe()!r})"
@@ -260,6 +261,7 @@ class OAuth3LO(JiraAuth):
             ):
                 register_secret(stored.access_token)
                 self._current = stored  # another process refreshed meanwhile: use its token, spend nothing
+                self.adoptions += 1
                 return stored
             refresh_token = stored.refresh_token if stored is not None else self.initial_refresh_token
             if not refresh_token:

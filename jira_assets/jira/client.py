@@ -323,13 +323,15 @@ class JiraClient:
         """
         if target.startswith("/"):
             return self.api_root + target, target
-        if target.startswith(self.api_base_url + "/"):
-            rest = target[len(self.api_base_url):]
-            in_site = re.match(r"/ex/jira/[^/?]+(/.*)", rest)
-            return target, _path_only(in_site.group(1) if in_site else rest)
-        if target.startswith(self.site_url + "/"):
+        gateway_site = self.api_base_url + "/ex/jira/"
+        if target.startswith(gateway_site):
+            path = target[len(gateway_site):].partition("/")[2]
+            return target, _path_only("/" + path)
+        if target.startswith(self.site_url + "/rest/"):
             path = target[len(self.site_url):]
             return self.api_root + path, _path_only(path)
+        if target.startswith(self.api_base_url + "/"):  # gateway-level endpoints such as accessible-resources
+            return target, _path_only(target[len(self.api_base_url):])
         raise JiraProtocolError(f"refusing to send credentials to {urlparse(target).netloc or target!r}",
                                 endpoint=_path_only(target))
 

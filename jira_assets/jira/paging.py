@@ -46,9 +46,10 @@ def _records(payload: Any, key: str, path: str) -> Records:
 class _SeenIds:
     """Drops records whose id an earlier page already delivered (pages that lie, C13)."""
 
-    def __init__(self, id_field: str | None, path: str) -> None:
+    def __init__(self, id_field: str | None, path: str, repeats_expected: bool = False) -> None:
         self.id_field = id_field
         self.path = path
+        self.level = logging.DEBUG if repeats_expected else logging.WARNING
         self._seen: set[Any] = set()
 
     def new_only(self, records: Records) -> Records:
@@ -63,8 +64,8 @@ class _SeenIds:
                 self._seen.add(record_id)
             fresh.append(record)
         if len(fresh) < len(records):
-            log.warning("%s: dropped %d record(s) already returned on an earlier page",
-                        self.path, len(records) - len(fresh))
+            log.log(self.level, "%s: dropped %d record(s) already returned on an earlier page",
+                    self.path, len(records) - len(fresh))
         return fresh
 
 
@@ -146,15 +147,14 @@ class PageBean:
             records = _records(payload, self.values_key, path)
             yield seen.new_only(records)
             returned_start = _int(payload.get("startAt"), start_at)
-            returned_size = _int(payload.get("maxResults"), 0) or len(records)
-            next_start = returned_start + returned_size
             total = _int(payload.get("total"), None)
-            if payload.get("isLast") is True or (total is not None and next_start >= total):
+            if not records:
+                if payload.get("isLast") is False or (total is not None and returned_start < total):
+                    log.warning("%s: empty page at startAt=%d although total=%s / isLast=%s; stopping",
+                                path, returned_start, total, payload.get("isLast"))
                 return
-            if not records or returned_size <= 0:
-                if payload.get("isLast") is False or (total is not None and next_start < total):
-                    log.warning("%s: empty page at startAt=%d although total=%s / isLast=false; stopping",
-                                path, returned_start, total)
+            next_start = returned_start + (_int(payload.get("maxResults"), 0) or len(records))
+            if payload.get("isLast") is True or (total is not None and next_start >= total):
                 return
             if next_start <= start_at:
                 raise JiraProtocolError(f"startAt did not advance past {start_at}", endpoint=path)
@@ -229,16 +229,19 @@ class TokenPages:
 @dataclass(frozen=True)
 class NextPageUrl:
     """``{values, nextPage, lastPage}`` (``/worklog/updated``, ``/worklog/deleted``): follow ``nextPage`` until
-    ``lastPage``. ``nextPage`` is an absolute URL on the site host; the client maps it onto its own API root."""
+    ``lastPage``. ``nextPage`` is an absolute URL on the site host; the client maps it onto its own API root.
+    ``since`` is inclusive, so a record on a page boundary comes twice; ``id_field`` drops the repeat."""
 
     values_key: str = "values"
+    id_field: str | None = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen = _SeenIds(self.id_field, path, repeats_expected=True)
         seen_urls: set[str] = set()
         target, target_params = path, params
         while True:
             payload = fetch("GET", target, target_params, None)
-            yield _records(payload, self.values_key, path)
+            yield seen.new_only(_records(payload, self.values_key, path))
             next_url = payload.get("nextPage")
             if payload.get("lastPage") is True or not next_url:
                 return
