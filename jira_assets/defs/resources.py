@@ -111,7 +111,6 @@ _SECRET_ENV = {
 }
 _PLAIN_ENV = {
     "site_url": "JIRA_SITE_URL",
-    "auth_method": "JIRA_AUTH_METHOD",
     "client_id": "JIRA_CLIENT_ID",
     "token_store": "JIRA_TOKEN_STORE",
     "email": "JIRA_EMAIL",
@@ -138,6 +137,8 @@ def jira_resource_from_env() -> JiraCloudResource:
     for field, var in _INT_ENV.items():
         if os.environ.get(var):
             kwargs[field] = dg.EnvVar.int(var)
+    if os.environ.get("JIRA_AUTH_METHOD"):  # a Literal field: passed as its value (not a secret)
+        kwargs["auth_method"] = os.environ["JIRA_AUTH_METHOD"]
     if os.environ.get("JIRA_ALLOW_LOCAL", "").lower() in ("1", "true", "yes"):
         kwargs["allow_local"] = True
     if os.environ.get("JIRA_PROJECTS"):
