@@ -34,6 +34,14 @@ def _parse_jql(jql: str) -> Query:
     return query
 
 
+def _matches(site: JiraSite, req: Request, jql: str, query: Query) -> np.ndarray:
+    """Matching issue indices; value errors (unknown project, bad date) are 400s like parse errors."""
+    try:
+        return site.search(jql, query, req.user_index, req.zone)
+    except JqlError as error:
+        raise bad_request(str(error)) from None
+
+
 def _encode_token(digest: str, offset: int) -> str:
     raw = orjson.dumps({"q": digest, "o": offset})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -89,7 +97,7 @@ def search_jql(site: JiraSite, req: Request) -> dict[str, Any]:
     lie = site.disruptor.lie_for(req.path)
     if lie and lie.repeat_previous and offset:
         offset = max(0, offset - lie.repeat_previous)
-    matches = site.search(jql, query, req.user_index, req.zone)
+    matches = _matches(site, req, jql, query)
     chunk = matches[offset:offset + max_results]
     issues = [site.render_issue(int(idx), selection, req.view, expand_set) for idx in chunk]
     next_offset = offset + len(chunk)
@@ -113,7 +121,7 @@ def _names_and_schema(site: JiraSite, response: dict[str, Any], selection: Field
 def approximate_count(site: JiraSite, req: Request) -> dict[str, Any]:
     jql = req.json().get("jql") or ""
     query = _parse_jql(jql)
-    return {"count": int(len(site.search(jql, query, req.user_index, req.zone)))}
+    return {"count": int(len(_matches(site, req, jql, query)))}
 
 
 def search_removed(site: JiraSite, req: Request) -> Any:
