@@ -118,7 +118,8 @@ class JiraClient:
         self._cloud_id = cloud_id
         self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._budget = budget if budget is not None else RequestBudget.from_env()
-        self._throttle = throttle or process_throttle_gate(f"{self.site_url} {id(self.retry.clock)}")
+        # Shared by every client of this process talking to this site (tests with a fake clock pass their own).
+        self._throttle = throttle or process_throttle_gate(self.site_url)
         self._session = session or _new_session(max_in_flight)
         self._stats = StatsCounter()
         self._setup_lock = threading.RLock()
