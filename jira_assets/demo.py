@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_HOME = Path(".jira_assets")
+# Dagster's console logger prints every event at DEBUG; the demo shows its own progress instead.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
 def register(commands: Any) -> None:
@@ -65,7 +68,7 @@ def materialize_everything(days: list[str], instance: Any, log=print) -> list[An
         selection = None if day == today else incremental
         log(f"  materializing {'every asset' if selection is None else 'incremental assets'} for {day} ...")
         result = dg.materialize(assets, partition_key=day, instance=instance, resources=resources,
-                                selection=selection, raise_on_error=False)
+                                selection=selection, raise_on_error=False, run_config=QUIET)
         results.append(result)
         for event in result.get_step_failure_events():
             log(f"    FAILED {event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}")
@@ -109,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     (home / "tokens.json").unlink(missing_ok=True)
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
 
     config = SimulatorConfig(seed=args.seed, issues=args.issues, days=args.days, replay_dir="recorded")
     with Simulator(config) as sim:
