@@ -179,8 +179,12 @@ class Disruptor:
             jitter = self._jitter_rng.random() * cfg.jitter_ms
         return (cfg.latency_ms + jitter) / 1000
 
-    def plan(self, method: str, path: str, route_key: str, in_flight: int) -> tuple[Optional[Planned], dict[str, str]]:
-        """(a response to send instead of the real one, headers to add to whatever is sent)."""
+    def plan(self, method: str, path: str, route_key: str, in_flight: int,
+             api: bool = True) -> tuple[Optional[Planned], dict[str, str]]:
+        """(a response to send instead of the real one, headers to add to whatever is sent).
+
+        Scripts apply to any path (the token endpoint too); limits and random faults only to Jira API calls.
+        """
         extra: dict[str, str] = {}
         with self._lock:
             for script in self._scripts:
@@ -190,6 +194,8 @@ class Disruptor:
                     if planned.passthrough:
                         return None, dict(planned.headers)
                     return planned, extra
+            if not api:
+                return None, extra
             cfg = self.config
             if cfg.max_in_flight and in_flight > cfg.max_in_flight:
                 return too_many(1, limit=cfg.max_in_flight), extra

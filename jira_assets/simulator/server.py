@@ -77,8 +77,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             path, query = parts.path, parts.query
             is_api = "/rest/" in path
-            planned, extra_headers = disruptor.plan(self.command, path, self._route_key_guess(path), in_flight) \
-                if is_api or path.startswith("/oauth") else (None, {})
+            planned, extra_headers = disruptor.plan(self.command, path, self._route_key_guess(path), in_flight,
+                                                    api=is_api)
             if planned is not None and planned.kind == "slow":
                 time.sleep(site.config.slow_seconds)
                 planned = None
