@@ -1,0 +1,184 @@
+"""The raw asset checks, each made to fail on bad data and pass on good data.
+
+A stand-in asset takes the raw asset's key and writes a hand-built table through the real Parquet IO manager; the
+real check definition then reads it back, exactly as in production.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from jira_assets.catalog import get
+from jira_assets.defs.checks import CHECKED_OBJECTS, build_raw_checks, check_names
+from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
+from jira_assets.defs.raw import raw_key
+from jira_assets.defs.resources import JiraCloudResource
+from jira_assets.parquet.io_manager import ParquetIOManager
+
+TS = pa.timestamp("ms", tz="UTC")
+DAY = "2026-03-05"
+
+
+class Stand:
+    """A stand-in raw asset whose next output is whatever table the test puts in `table`."""
+
+    def __init__(self, name: str, downstream: bool = False) -> None:
+        obj = get(name) if name != "issue_id_census" else None
+        partitions = incremental_partitions if obj is not None and obj.incremental else snapshot_partitions
+        self.table: pa.Table | None = None
+
+        @dg.asset(key=raw_key(name), partitions_def=partitions, io_manager_key="parquet_io_manager")
+        def stand_in() -> pa.Table:
+            return self.table
+
+        self.assets: list[Any] = [stand_in]
+        if downstream:
+            @dg.asset(key=["jira", "marts", "downstream"], deps=[stand_in], partitions_def=partitions)
+            def downstream_asset() -> None:
+                return None
+
+            self.assets.append(downstream_asset)
+        self.checks = build_raw_checks(next(o for o in CHECKED_OBJECTS if o.name == name))
+
+
+@pytest.fixture
+def run(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(stand: Stand, table: pa.Table, jira: Any = None, partition: str = DAY):
+        stand.table = table
+        resources = {"parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "lake"))}
+        if jira is not None:
+            resources["jira"] = jira
+        result = dg.materialize([*stand.assets, stand.checks], partition_key=partition, instance=instance,
+                                resources=resources, raise_on_error=False)
+        return result, {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+    return materialize
+
+
+def projects(ids: list) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.string()), "name": [f"p{i}" for i in range(len(ids))]})
+
+
+def test_a_primary_key_stored_twice_fails_the_blocking_check_and_stops_downstream(run):
+    stand = Stand("projects", downstream=True)
+    result, checks = run(stand, projects(["1", "2", "2"]))
+    assert not checks["primary_key_unique"].passed
+    assert checks["primary_key_unique"].metadata["duplicated_keys"].value == 1
+    assert not any(e.asset_key.path[-1] == "downstream" for e in result.get_asset_materialization_events())
+
+    result, checks = run(stand, projects(["1", "2", "3"]))
+    assert checks["primary_key_unique"].passed
+    assert any(e.asset_key.path[-1] == "downstream" for e in result.get_asset_materialization_events())
+
+
+def test_uniqueness_is_over_the_whole_composite_key():
+    def changelog(items: list[tuple]) -> pa.Table:
+        issue, history, index = zip(*items)
+        return pa.table({"issue_id": list(issue), "history_id": list(history), "item_index": list(index)})
+
+    from jira_assets.marts.quality import duplicate_keys
+
+    key = get("issue_changelogs").primary_key
+    assert duplicate_keys(changelog([("1", "10", 0), ("1", "10", 1), ("1", "11", 0)]), key).duplicated_keys == 0
+    report = duplicate_keys(changelog([("1", "10", 0), ("1", "10", 0), ("2", "10", 0)]), key)
+    assert (report.duplicated_keys, report.duplicate_rows, report.examples) == (1, 1, [("1", "10", 0)])
+
+
+def test_a_null_or_missing_primary_key_fails_the_not_null_check(run):
+    stand = Stand("projects")
+    _, checks = run(stand, projects(["1", None]))
+    assert not checks["primary_key_not_null"].passed
+    assert checks["primary_key_not_null"].metadata["null_counts"].value == {"id": 1}
+    _, checks = run(stand, pa.table({"name": ["no id column"]}))
+    assert not checks["primary_key_not_null"].passed
+    _, checks = run(stand, projects(["1", "2"]))
+    assert checks["primary_key_not_null"].passed
+
+
+def test_an_object_without_a_key_must_hold_a_single_row(run):
+    stand = Stand("server_info")
+    assert check_names(get("server_info"))[0] == "single_row"
+    _, checks = run(stand, pa.table({"version": ["1001.0", "1001.0"]}))
+    assert not checks["single_row"].passed
+    _, checks = run(stand, pa.table({"version": ["1001.0"]}))
+    assert checks["single_row"].passed
+
+
+def test_a_column_added_or_retyped_since_the_previous_materialization_is_reported_as_a_warning(run):
+    stand = Stand("projects")
+    _, checks = run(stand, projects(["1"]))
+    assert checks["schema_unchanged"].passed  # nothing to compare with yet
+    _, checks = run(stand, projects(["1", "2"]), partition="2026-03-06")
+    assert checks["schema_unchanged"].passed  # same columns, another partition
+    _, checks = run(stand, projects(["1"]).append_column("lead", pa.array(["a"])), partition="2026-03-07")
+    schema_check = checks["schema_unchanged"]
+    assert not schema_check.passed and schema_check.severity == dg.AssetCheckSeverity.WARN
+    assert schema_check.metadata["added"].value == ["lead"]
+    retyped = pa.table({"id": pa.array([1], pa.int64()), "name": ["p"], "lead": ["a"]})
+    _, checks = run(stand, retyped, partition="2026-03-08")
+    assert checks["schema_unchanged"].metadata["type_changed"].value == {"id": "string -> int64"}
+    assert checks["primary_key_unique"].passed  # a warning does not hold the other checks
+
+
+class FakeClient:
+    def __init__(self, count: int, posted: list) -> None:
+        self.count, self.posted = count, posted
+
+    def post_json(self, path: str, body: dict) -> dict:
+        self.posted.append((path, body))
+        return {"count": self.count}
+
+
+POSTED: list = []
+
+
+class CountingJira(JiraCloudResource):
+    jira_count: int = 0
+
+    def get_client(self):  # noqa: D102 - a fake Jira that only counts
+        return FakeClient(self.jira_count, POSTED)
+
+
+def stored_issues(updated: list[str], extracted: str) -> pa.Table:
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+    return pa.table({"id": pa.array(range(1, len(updated) + 1), pa.int64()),
+                     "updated": pa.array([at(u) for u in updated], TS),
+                     "_extracted_at": pa.array([at(extracted)] * len(updated), TS)})
+
+
+def test_fewer_issues_stored_than_jira_counts_for_the_window_fails_the_count_check(run):
+    stand = Stand("issues")
+    # extracted at 12:30:40; an issue updated at 12:31 (during the extraction) is outside the compared window
+    table = stored_issues(["2026-03-05T01:00", "2026-03-05T09:00", "2026-03-05T12:31"], "2026-03-05T12:30:40")
+    POSTED.clear()
+    _, checks = run(stand, table, CountingJira(site_url="https://example.atlassian.net", jira_count=2))
+    assert checks["count_matches_jira"].passed
+    path, body = POSTED[-1]
+    assert path == "/rest/api/2/search/approximate-count"
+    start_ms = int(dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    until_ms = int(dt.datetime(2026, 3, 5, 12, 30, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    assert body == {"jql": f"updated >= {start_ms} AND updated < {until_ms}"}
+
+    _, checks = run(stand, table, CountingJira(site_url="https://example.atlassian.net", jira_count=3))
+    count = checks["count_matches_jira"]
+    assert not count.passed and count.metadata["missing"].value == 1 and count.metadata["stored_count"].value == 2
+
+
+def test_every_raw_asset_and_the_census_have_their_checks():
+    from jira_assets.defs.checks import raw_checks
+    from jira_assets.defs.raw import raw_assets
+
+    checked = {key.asset_key for c in raw_checks for key in c.check_keys}
+    assert checked == {a.key for a in raw_assets} | {raw_key("issue_id_census")}
+    blocking = {(k.asset_key.path[-1], k.name) for c in raw_checks for k in c.check_keys
+                if c.get_spec_for_check_key(k).blocking}
+    assert ("issues", "primary_key_unique") in blocking and ("issues", "primary_key_not_null") in blocking
+    assert ("issues", "schema_unchanged") not in blocking
