@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import random
 import threading
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import numpy as np
+import orjson
 
 from . import text
 from .fields import (CASCADE_CHILDREN, SELECT_OPTIONS, SPRINT_FIELD, TEXTAREA_FIELDS, FieldDef, build_catalog,
                      option_id)
-from .rand import mix, mix_array
+from .rand import Bits, mix, mix_array
 from .timeutil import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, jira_date, jira_datetime
 from .world import (BUG, DONE_STATUS, EPIC, ISSUE_TYPES, LABELS, LINK_TYPES, PRIORITIES, RESOLUTIONS, STATUSES,
                     STORY, SUBTASK, TASK, World)
@@ -31,8 +33,8 @@ ISSUE_EXPAND = "operations,versionedRepresentations,editmeta,changelog,renderedF
 EMBEDDED_COMMENTS = 20
 EMBEDDED_WORKLOGS = 20
 EMBEDDED_HISTORIES = 40
-#: the issue that always carries C06's numbers (250 histories, 75 comments), when it exists
-HEAVY_ISSUE_INDEX = 1
+#: issue index -> (histories, comments, worklogs); index 1 carries C06's numbers exactly
+HEAVY_ISSUES = {1: (250, 75, 25), 2: (410, 320, 120)}
 
 
 @dataclass
@@ -107,6 +109,9 @@ class IssueStore:
         created = np.sort(self.start_ms - window + r.integers(0, window - 5 * MS_PER_MINUTE, n, endpoint=True))
         age = np.maximum(latest - created, 0)
         updated = created + (r.random(n) ** 2 * age).astype(np.int64)
+        for idx in HEAVY_ISSUES:  # long-lived, so their hundreds of children spread over weeks
+            if n > idx:
+                updated[idx] = created[idx] + age[idx] * 9 // 10
         project_weights = np.array([2.0] + [1.0] * (cfg.projects - 1))
         project = r.choice(cfg.projects, n, p=project_weights / project_weights.sum())
         issue_type = r.choice(5, n, p=[0.03, 0.35, 0.25, 0.17, 0.20])
@@ -158,11 +163,13 @@ class IssueStore:
                 values[mask] = r.integers(low, high, int(mask.sum()), endpoint=True)
             return values
 
-        n_comments = counts((1, 3), (4, 25), (60, 300), [0.45, 0.4, 0.14, 0.01])
-        n_histories = counts((1, 8), (9, 39), (41, 400), [0.1, 0.6, 0.28, 0.02])
-        n_worklogs = counts((1, 4), (5, 30), (100, 250), [0.6, 0.3, 0.095, 0.005])
-        if n > HEAVY_ISSUE_INDEX:
-            n_histories[HEAVY_ISSUE_INDEX], n_comments[HEAVY_ISSUE_INDEX], n_worklogs[HEAVY_ISSUE_INDEX] = 250, 75, 25
+        n_comments = counts((1, 3), (4, 20), (60, 300), [0.45, 0.42, 0.125, 0.005])
+        n_histories = counts((1, 8), (9, 39), (41, 400), [0.1, 0.65, 0.23, 0.02])
+        n_worklogs = counts((1, 4), (5, 20), (100, 250), [0.6, 0.33, 0.065, 0.005])
+        # fixed heavy issues, so even a small site has C06's numbers and "hundreds" of children
+        for idx, (histories, comments, worklogs) in HEAVY_ISSUES.items():
+            if n > idx:
+                n_histories[idx], n_comments[idx], n_worklogs[idx] = histories, comments, worklogs
 
         self.n = n
         self.col = {
@@ -259,17 +266,22 @@ class IssueStore:
             return idx
         return None
 
+    _VIEW_COLUMNS = ("id", "project", "key_num", "type", "status", "priority", "assignee", "reporter", "created",
+                     "updated", "resolution", "resolved", "labels", "parent", "n_comments", "n_histories", "salt")
+
+    def views(self, indices: Iterable[int]) -> list[IssueView]:
+        """IssueViews for many issues at once (one vectorised read per column: rendering pages is hot)."""
+        indices = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+        columns = [self.col[name][indices].tolist() for name in self._VIEW_COLUMNS]
+        keys = [p.key for p in self.world.projects]
+        return [IssueView(idx, issue_id, f"{keys[project]}-{key_num}", project, *rest)
+                for idx, (issue_id, project, key_num, *rest) in zip(indices.tolist(), zip(*columns))]
+
     def view(self, idx: int) -> IssueView:
         c = self.col
-        project = int(c["project"][idx])
-        return IssueView(
-            idx=idx, id=int(c["id"][idx]), key=f"{self.world.projects[project].key}-{int(c['key_num'][idx])}",
-            project=project, type=int(c["type"][idx]), status=int(c["status"][idx]),
-            priority=int(c["priority"][idx]), assignee=int(c["assignee"][idx]), reporter=int(c["reporter"][idx]),
-            created=int(c["created"][idx]), updated=int(c["updated"][idx]),
-            resolution=int(c["resolution"][idx]), resolved=int(c["resolved"][idx]), labels=int(c["labels"][idx]),
-            parent=int(c["parent"][idx]), n_comments=int(c["n_comments"][idx]),
-            n_histories=int(c["n_histories"][idx]), salt=int(c["salt"][idx]))
+        project = c["project"].item(idx)
+        return IssueView(idx, c["id"].item(idx), f"{self.world.projects[project].key}-{c['key_num'].item(idx)}",
+                         project, *(c[name].item(idx) for name in self._VIEW_COLUMNS[3:]))
 
     def labels_of(self, mask: int) -> list[str]:
         return [label for bit, label in enumerate(self.labels_vocab) if mask >> bit & 1]
@@ -284,34 +296,38 @@ class IssueStore:
         return [link for link in self.links.get(idx, ()) if not self.col["deleted"][link[1]]]
 
     # --- worklogs ---------------------------------------------------------------------------------
-    def _generated_worklog(self, row: int) -> Worklog:
-        w = self.wl
-        wid = int(w["id"][row])
-        r = random.Random(mix(self.seed, wid, 0xC0))
-        author = int(w["author"][row])
-        return Worklog(id=wid, issue=int(w["issue"][row]), author=author,
-                       update_author=author if r.random() < 0.9 else self.world.workers[0],
-                       started=int(w["started"][row]), created=int(w["created"][row]),
-                       updated=int(w["updated"][row]), seconds=int(w["seconds"][row]),
-                       comment=r.choice(text.WORKLOG_COMMENTS), deleted_ms=int(w["deleted_ms"][row]))
+    _WORKLOG_COLUMNS = ("id", "issue", "author", "started", "created", "updated", "seconds", "deleted_ms")
+
+    def _generated_worklogs(self, start_row: int, stop_row: int) -> list[Worklog]:
+        """Generated worklogs of table rows [start, stop): one slice per column, details from a hash."""
+        columns = [self.wl[name][start_row:stop_row].tolist() for name in self._WORKLOG_COLUMNS]
+        comments, boss = text.WORKLOG_COMMENTS, self.world.workers[0]
+        worklogs = []
+        for wid, issue, author, started, created, updated, seconds, deleted_ms in zip(*columns):
+            h = mix(self.seed, wid, 0xC0)
+            worklogs.append(Worklog(wid, issue, author, author if h % 10 else boss, started, created, updated, seconds,
+                                    comments[(h >> 8) % len(comments)], deleted_ms))
+        return worklogs
+
+    def _current(self, worklog: Worklog) -> Worklog:
+        """Apply edits and deletions (its own, or its issue's) to a worklog's generated state."""
+        changes = self.worklog_overrides.get(worklog.id)
+        if changes:
+            worklog = Worklog(**{**worklog.__dict__, **changes})
+        if worklog.id in self.worklog_deleted_at:
+            worklog.deleted_ms = self.worklog_deleted_at[worklog.id]
+        elif not worklog.deleted_ms and worklog.issue in self.deleted_at:
+            worklog.deleted_ms = self.deleted_at[worklog.issue]
+        return worklog
 
     def worklog(self, wid: int) -> Optional[Worklog]:
         """The current state of a worklog (None if unknown); `deleted_ms` > 0 means deleted."""
         if wid in self.added_worklogs:
-            worklog = self.added_worklogs[wid]
-        else:
-            row = wid - FIRST_WORKLOG_ID
-            if not 0 <= row < len(self.wl["id"]):
-                return None
-            worklog = self._generated_worklog(row)
-        changes = self.worklog_overrides.get(wid)
-        if changes:
-            worklog = Worklog(**{**worklog.__dict__, **changes})
-        if wid in self.worklog_deleted_at:
-            worklog.deleted_ms = self.worklog_deleted_at[wid]
-        elif self.col["deleted"][worklog.issue] and not worklog.deleted_ms:
-            worklog.deleted_ms = self.deleted_at[worklog.issue]
-        return worklog
+            return self._current(self.added_worklogs[wid])
+        row = wid - FIRST_WORKLOG_ID
+        if not 0 <= row < len(self.wl["id"]):
+            return None
+        return self._current(self._generated_worklogs(row, row + 1)[0])
 
     def worklog_ids_of(self, idx: int) -> list[int]:
         base, count = int(self.worklog_base[idx]), int(self.worklog_count[idx])
@@ -319,7 +335,10 @@ class IssueStore:
 
     def worklogs_of(self, idx: int) -> list[Worklog]:
         """Live worklogs of an issue, oldest created first (as /issue/{id}/worklog lists them)."""
-        live = [w for w in map(self.worklog, self.worklog_ids_of(idx)) if w and not w.deleted_ms]
+        row = int(self.worklog_base[idx]) - FIRST_WORKLOG_ID
+        generated = self._generated_worklogs(row, row + int(self.worklog_count[idx]))
+        added = [self.added_worklogs[wid] for wid in self._issue_worklogs_added.get(idx, ())]
+        live = [w for w in map(self._current, generated + added) if not w.deleted_ms]
         live.sort(key=lambda w: (w.created, w.id))
         return live
 
@@ -356,16 +375,15 @@ class IssueStore:
         base = int(self.col["comment_base"][view.idx])
         span = max(view.updated - view.created, MS_PER_MINUTE)
         workers = self.world.workers
+        r = random.Random(mix(self.seed, base, 0xC1))
         comments = []
         for j in range(view.n_comments):
-            cid = base + j
-            r = random.Random(mix(self.seed, cid, 0xC1))
             created = view.created + span * (j + 1) // (view.n_comments + 1)
-            edited = r.random() < 0.1
+            roll = r.random()
             comments.append({
-                "id": cid, "author": workers[int(r.random() * len(workers))], "created": created,
-                "updated": created + (int(r.random() * (view.updated - created)) if edited else 0),
-                "body": text.comment(r), "restricted": r.random() < 0.05,
+                "id": base + j, "author": workers[int(r.random() * len(workers))], "created": created,
+                "updated": created + (int(roll * 10 * (view.updated - created)) if roll < 0.1 else 0),
+                "body": text.comment(r), "restricted": 0.1 <= roll < 0.15,
             })
         return comments
 
@@ -534,17 +552,41 @@ class IssueRenderer:
         self.world = store.world
         self.api = self.world.api
         world = self.world
-        self._types = [world.issue_type(i) for i in range(len(ISSUE_TYPES))]
-        self._statuses = [world.status(i) for i in range(len(STATUSES))]
-        self._priorities = [world.priority(i) for i in range(len(PRIORITIES))]
-        self._resolutions = [world.resolution(i) for i in range(len(RESOLUTIONS))]
-        self._projects = [world.project_ref(p) for p in world.projects]
-        self._link_types = [world.link_type(i) for i in range(len(LINK_TYPES))]
+        # Shared sub-objects are serialized once and embedded as orjson Fragments: most of an issue's
+        # bytes are users, statuses and projects, and re-encoding them per issue dominated the CPU cost.
+        self._types = [_fragment(world.issue_type(i)) for i in range(len(ISSUE_TYPES))]
+        self._statuses = [_fragment(world.status(i)) for i in range(len(STATUSES))]
+        self._priorities = [_fragment(world.priority(i)) for i in range(len(PRIORITIES))]
+        self._resolutions = [_fragment(world.resolution(i)) for i in range(len(RESOLUTIONS))]
+        self._projects = [_fragment(world.project_ref(p)) for p in world.projects]
+        self._link_types = [_fragment(world.link_type(i)) for i in range(len(LINK_TYPES))]
+        self._versions = {p: [_fragment(world.version_ref(v)) for v in world.versions[p]] for p in world.versions}
+        self._components = {p: [_fragment(world.component_ref(c)) for c in world.components[p]] for p in world.components}
+        self._sprint_values = {s.id: _fragment(world.sprint_field_value(s)) for s in world.sprints}
+        self._users: dict[int, orjson.Fragment] = {}
+        self._custom_fields = [(f.id, f.kind, self._value_pool(int(f.id.split("_")[1]), f.kind))
+                               for f in store.catalog if f.custom]
+
+    def user(self, index: int) -> orjson.Fragment:
+        ref = self._users.get(index)
+        if ref is None:
+            ref = self._users[index] = _fragment(self.world.user_ref(index))
+        return ref
 
     # public entry points ---------------------------------------------------------------------------
+    def issues(self, indices: Iterable[int], selection: FieldSelection, ctx: ViewContext,
+               expand: set[str]) -> list[dict[str, Any]]:
+        """Many issues (a search page): one vectorised column read for all of them."""
+        if selection.ids_only and not selection.want_key:
+            ids = self.store.col["id"][np.asarray(list(indices), dtype=np.int64)].tolist()
+            return [{"id": str(issue_id)} for issue_id in ids]
+        return [self._issue(view, selection, ctx, expand) for view in self.store.views(indices)]
+
     def issue(self, idx: int, selection: FieldSelection, ctx: ViewContext, expand: set[str]) -> dict[str, Any]:
+        return self.issues([idx], selection, ctx, expand)[0]
+
+    def _issue(self, view: IssueView, selection: FieldSelection, ctx: ViewContext, expand: set[str]) -> dict[str, Any]:
         store = self.store
-        view = store.view(idx)
         if selection.ids_only and not selection.want_key:
             return {"id": str(view.id)}
         record: dict[str, Any] = {"expand": ISSUE_EXPAND, "id": str(view.id), "self": f"{self.api}/issue/{view.id}",
@@ -572,8 +614,8 @@ class IssueRenderer:
 
     def comment(self, issue_id: int, comment: dict[str, Any], ctx: ViewContext, rendered: bool = False) -> dict[str, Any]:
         record = {"self": f"{self.api}/issue/{issue_id}/comment/{comment['id']}", "id": str(comment["id"]),
-                  "author": self.world.user_ref(comment["author"]), "body": comment["body"],
-                  "updateAuthor": self.world.user_ref(comment["author"]),
+                  "author": self.user(comment["author"]), "body": comment["body"],
+                  "updateAuthor": self.user(comment["author"]),
                   "created": jira_datetime(comment["created"], ctx.zone),
                   "updated": jira_datetime(comment["updated"], ctx.zone), "jsdPublic": True}
         if rendered:
@@ -583,13 +625,13 @@ class IssueRenderer:
         return record
 
     def history(self, history: dict[str, Any], ctx: ViewContext) -> dict[str, Any]:
-        return {"id": str(history["id"]), "author": self.world.user_ref(history["author"]),
+        return {"id": str(history["id"]), "author": self.user(history["author"]),
                 "created": jira_datetime(history["created"], ctx.zone), "items": history["items"]}
 
     def worklog(self, worklog: Worklog, ctx: ViewContext) -> dict[str, Any]:
         issue_id = FIRST_ISSUE_ID + worklog.issue
         return {"self": f"{self.api}/issue/{issue_id}/worklog/{worklog.id}",
-                "author": self.world.user_ref(worklog.author), "updateAuthor": self.world.user_ref(worklog.update_author),
+                "author": self.user(worklog.author), "updateAuthor": self.user(worklog.update_author),
                 "comment": worklog.comment, "created": jira_datetime(worklog.created, ctx.zone),
                 "updated": jira_datetime(worklog.updated, ctx.zone), "started": jira_datetime(worklog.started, ctx.zone),
                 "timeSpent": _duration(worklog.seconds), "timeSpentSeconds": worklog.seconds,
@@ -616,37 +658,29 @@ class IssueRenderer:
     def _derive(self, view: IssueView, ctx: ViewContext) -> dict[str, Any]:
         """All field values of one issue; expensive ones are lazily computed callables."""
         world, store = self.world, self.store
-        r = random.Random(view.salt)
+        bits = Bits(view.salt)
         zone = ctx.zone
-        summary = text.summary(r)
-        description = text.description(r)
-        estimate = r.choice((None, None, 3600, 7200, 14400, 28800, 57600))
-        remaining_fraction = r.random()
-        watch_count = r.randint(0, 4)
-        votes = r.choice((0, 0, 0, 1, 2))
-        versions = world.versions[view.project]
-        fix_versions = [world.version_ref(versions[r.randrange(len(versions))])] if r.random() < 0.4 else []
-        affects = [world.version_ref(versions[r.randrange(len(versions))])] if view.type == BUG and r.random() < 0.6 else []
-        comps = [world.component_ref(world.components[view.project][k]) for k in component_slots(view.salt)]
-        due = view.created + r.randint(3, 40) * MS_PER_DAY if r.random() < 0.3 else None
-        environment = f"Browser: Firefox {r.randint(100, 130)}\nOS: Ubuntu 24.04 — ünïcødé" if view.type == BUG and r.random() < 0.5 else None
-        custom = self._custom_values(view, r, zone)
+        summary = bits.pick(text.SUMMARIES)
+        description = bits.pick(text.DESCRIPTIONS)
+        estimate = bits.pick(_ESTIMATES)
+        remaining_fraction = bits.take(10) / 1024
+        watch_count = bits.below(5)
+        votes = bits.pick((0, 0, 0, 1, 2))
+        versions = self._versions[view.project]
+        fix_versions = [bits.pick(versions)] if bits.chance(0.4) else []
+        affects = [bits.pick(versions)] if view.type == BUG and bits.chance(0.6) else []
+        comps = [self._components[view.project][k] for k in component_slots(view.salt)]
+        due = view.created + (3 + bits.below(38)) * MS_PER_DAY if bits.chance(0.3) else None
+        environment = bits.pick(_ENVIRONMENTS) if view.type == BUG and bits.chance(0.5) else None
+        custom = self._custom_values(view, bits, zone)
 
-        def time_spent(_v: IssueView, _c: ViewContext) -> Optional[int]:
-            total = sum(w.seconds for w in store.worklogs_of(view.idx))
-            return total or None
-
-        spent_holder: dict[str, Optional[int]] = {}
-
-        def spent() -> Optional[int]:
-            if "v" not in spent_holder:
-                spent_holder["v"] = time_spent(view, ctx)
-            return spent_holder["v"]
+        worklogs = store.worklogs_of(view.idx)
+        total_spent = sum(w.seconds for w in worklogs) or None
 
         remaining = None if estimate is None else int(estimate * remaining_fraction) // 60 * 60
 
         def progress(_v: IssueView, _c: ViewContext) -> dict[str, Any]:
-            done = spent() or 0
+            done = total_spent or 0
             total = done + (remaining or 0)
             result: dict[str, Any] = {"progress": done, "total": total}
             if total:
@@ -657,25 +691,25 @@ class IssueRenderer:
             result: dict[str, Any] = {}
             if estimate is not None:
                 result.update({"originalEstimate": _duration(estimate), "remainingEstimate": _duration(remaining or 0)})
-            if spent():
-                result["timeSpent"] = _duration(spent())
+            if total_spent:
+                result["timeSpent"] = _duration(total_spent)
             if estimate is not None:
                 result.update({"originalEstimateSeconds": estimate, "remainingEstimateSeconds": remaining or 0})
-            if spent():
-                result["timeSpentSeconds"] = spent()
+            if total_spent:
+                result["timeSpentSeconds"] = total_spent
             return result
 
         values: dict[str, Any] = {
             "statuscategorychangedate": jira_datetime(view.resolved or view.created + (view.updated - view.created) // 2, zone),
             "issuetype": self._types[view.type],
             "parent": (lambda v, c: self._issue_stub(v.parent, c)) if view.parent >= 0 else _MISSING,
-            "timespent": lambda v, c: spent(),
+            "timespent": total_spent,
             "project": self._projects[view.project],
             "fixVersions": fix_versions,
-            "aggregatetimespent": lambda v, c: spent(),
+            "aggregatetimespent": total_spent,
             "resolution": self._resolutions[view.resolution] if view.resolution >= 0 else None,
             "resolutiondate": jira_datetime(view.resolved, zone) if view.resolution >= 0 else None,
-            "workratio": lambda v, c: (spent() or 0) * 100 // estimate if estimate else -1,
+            "workratio": (total_spent or 0) * 100 // estimate if estimate else -1,
             "watches": {"self": f"{self.api}/issue/{view.key}/watchers", "watchCount": watch_count,
                         "isWatching": ctx.viewer == view.reporter},
             "lastViewed": jira_datetime(view.updated, zone) if ctx.viewer == view.reporter else None,
@@ -687,7 +721,7 @@ class IssueRenderer:
             "aggregatetimeoriginalestimate": estimate,
             "versions": affects,
             "issuelinks": lambda v, c: self._links(v, c),
-            "assignee": world.user_ref(view.assignee) if view.assignee >= 0 else None,
+            "assignee": self.user(view.assignee) if view.assignee >= 0 else None,
             "updated": jira_datetime(view.updated, zone),
             "status": self._statuses[view.status],
             "components": comps,
@@ -698,82 +732,81 @@ class IssueRenderer:
             "attachment": [],
             "aggregatetimeestimate": remaining,
             "summary": summary,
-            "creator": world.user_ref(view.reporter),
+            "creator": self.user(view.reporter),
             "subtasks": lambda v, c: [self._issue_stub(child, c) for child in store.children_of(v.idx)],
-            "reporter": world.user_ref(view.reporter),
+            "reporter": self.user(view.reporter),
             "aggregateprogress": progress,
             "environment": environment,
             "duedate": jira_date(due, zone) if due else None,
             "progress": progress,
             "votes": {"self": f"{self.api}/issue/{view.key}/votes", "votes": votes, "hasVoted": False},
             "comment": lambda v, c: self._comment_page(v, c),
-            "worklog": lambda v, c: self._worklog_page(v, c),
+            "worklog": lambda v, c: self._worklog_page(v, worklogs, c),
         }
         values.update(custom)
         for field_id, value in store.overrides.get(view.idx, {}).items():
             values[field_id] = value
         return values
 
-    def _custom_values(self, view: IssueView, r: random.Random, zone: str) -> dict[str, Any]:
-        world = self.world
+    def _custom_values(self, view: IssueView, bits: Bits, zone: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for definition in self.store.catalog:
-            if not definition.custom:
-                continue
-            number = int(definition.id.split("_")[1])
-            kind = definition.kind
-            present = r.random() < 0.55
-            if definition.id == SPRINT_FIELD:
-                values[definition.id] = self._sprints(view) or None
-                continue
-            if kind == "gh-lexo-rank":
-                values[definition.id] = "0|i%05x:" % view.idx
-                continue
-            if not present:
-                values[definition.id] = None
-                continue
-            if kind == "jsw-story-points":
-                values[definition.id] = float(r.choice((1, 2, 3, 5, 8, 13))) if view.type in (STORY, TASK, BUG) else None
-            elif kind == "float":
-                values[definition.id] = round(r.uniform(0, 50000), 2) if number != 10028 else float(r.choice((1, 2, 3, 5, 8)))
+        for field_id, kind, pool in self._custom_fields:
+            present = bits.chance(0.55)
+            if field_id == SPRINT_FIELD:
+                values[field_id] = self._sprints(view) or None
+            elif kind == "gh-lexo-rank":
+                values[field_id] = "0|i%05x:" % view.idx
+            elif not present or (kind == "jsw-story-points" and view.type not in (STORY, TASK, BUG)):
+                values[field_id] = None
             elif kind == "datetime":
-                values[definition.id] = jira_datetime(view.created + r.randint(0, 60) * MS_PER_DAY + r.randint(0, 86399) * 1000, zone)
+                values[field_id] = jira_datetime(view.created + bits.below(61) * MS_PER_DAY + bits.take(16) * 1000, zone)
             elif kind == "datepicker":
-                values[definition.id] = jira_date(view.created + r.randint(1, 90) * MS_PER_DAY, zone)
-            elif kind == "select":
-                values[definition.id] = self._option(number, r)
-            elif kind == "multiselect":
-                options = SELECT_OPTIONS[number]
-                chosen = sorted(r.sample(range(len(options)), r.randint(1, 3)))
-                values[definition.id] = [self._option(number, None, i) for i in chosen]
-            elif kind == "userpicker":
-                values[definition.id] = world.user_ref(r.choice(world.workers))
-            elif kind == "multiuserpicker":
-                values[definition.id] = [world.user_ref(u) for u in sorted(set(r.sample(world.workers, r.randint(1, 3))))]
-            elif kind == "labels":
-                values[definition.id] = sorted(r.sample(("alpha", "beta", "ga", "ünïcødé", "x-team"), r.randint(1, 2)))
-            elif kind == "textarea":
-                values[definition.id] = "Release notes:\n- " + text.paragraph(r, 1) + "\n- naïve café ✓\n\nThanks!"
-            elif kind == "textfield":
-                values[definition.id] = r.choice(("ACME GmbH", "Zürich Versicherung", "東京商事", "O'Brien & Sons", "Ñandú S.A."))
+                values[field_id] = jira_date(view.created + (1 + bits.below(90)) * MS_PER_DAY, zone)
             elif kind == "url":
-                values[definition.id] = f"https://specs.example.com/{view.key.lower()}"
-            elif kind == "cascadingselect":
-                parent_index = r.randrange(len(SELECT_OPTIONS[number]))
-                parent = self._option(number, None, parent_index)
-                children = CASCADE_CHILDREN[SELECT_OPTIONS[number][parent_index]]
-                child_index = r.randrange(len(children))
-                parent["child"] = {"self": f"{self.api}/customFieldOption/{option_id(number, parent_index, child_index)}",
-                                   "value": children[child_index], "id": option_id(number, parent_index, child_index)}
-                values[definition.id] = parent
+                values[field_id] = f"https://specs.example.com/{view.key.lower()}"
             else:
-                values[definition.id] = None
+                values[field_id] = bits.pick(pool) if pool else None
         return values
 
-    def _option(self, number: int, r: Optional[random.Random], index: Optional[int] = None) -> dict[str, Any]:
-        options = SELECT_OPTIONS.get(number, ("Red", "Green", "Blue"))
-        if index is None:
-            index = r.randrange(len(options))
+    def _value_pool(self, number: int, kind: str) -> tuple[Any, ...]:
+        """32 seeded candidate values of one custom field (pre-serialized where they are objects)."""
+        r = random.Random(mix(self.store.seed, number, 0xF1E1D))
+        workers = self.world.workers
+
+        def one() -> Any:
+            if kind == "jsw-story-points":
+                return float(r.choice((1, 2, 3, 5, 8, 13)))
+            if kind == "float":
+                return float(r.choice((1, 2, 3, 5, 8))) if number == 10028 else round(r.uniform(0, 50000), 2)
+            if kind == "select":
+                return _fragment(self._option(number, r.randrange(len(SELECT_OPTIONS.get(number, _COLOURS)))))
+            if kind == "multiselect":
+                chosen = sorted(r.sample(range(len(SELECT_OPTIONS[number])), r.randint(1, 3)))
+                return _fragment([self._option(number, i) for i in chosen])
+            if kind == "userpicker":
+                return self.user(r.choice(workers))
+            if kind == "multiuserpicker":
+                return _fragment([self.world.user_ref(u) for u in sorted(set(r.sample(workers, r.randint(1, 3))))])
+            if kind == "labels":
+                return sorted(r.sample(("alpha", "beta", "ga", "ünïcødé", "x-team"), r.randint(1, 2)))
+            if kind == "textarea":
+                return "Release notes:\n- " + text.paragraph(r, 1) + "\n- naïve café ✓\n\nThanks!"
+            if kind == "textfield":
+                return r.choice(("ACME GmbH", "Zürich Versicherung", "東京商事", "O'Brien & Sons", "Ñandú S.A."))
+            if kind == "cascadingselect":
+                parent_index = r.randrange(len(SELECT_OPTIONS[number]))
+                children = CASCADE_CHILDREN[SELECT_OPTIONS[number][parent_index]]
+                child = r.randrange(len(children))
+                child_id = option_id(number, parent_index, child)
+                return _fragment({**self._option(number, parent_index),
+                                  "child": {"self": f"{self.api}/customFieldOption/{child_id}",
+                                            "value": children[child], "id": child_id}})
+            return None
+
+        return tuple(one() for _ in range(32))
+
+    def _option(self, number: int, index: int) -> dict[str, Any]:
+        options = SELECT_OPTIONS.get(number, _COLOURS)
         return {"self": f"{self.api}/customFieldOption/{option_id(number, index)}", "value": options[index],
                 "id": option_id(number, index)}
 
@@ -787,9 +820,9 @@ class IssueRenderer:
             if sprint.start_ms is None or sprint.end_ms < view.created:
                 continue
             if sprint.state == "closed" and (view.status != DONE_STATUS or sprint.start_ms <= view.updated):
-                result.append(self.world.sprint_field_value(sprint))
+                result.append(self._sprint_values[sprint.id])
             elif sprint.state == "active" and view.status != DONE_STATUS:
-                result.append(self.world.sprint_field_value(sprint))
+                result.append(self._sprint_values[sprint.id])
             if view.status == DONE_STATUS and sprint.end_ms >= view.updated:
                 break
         return result[-4:]
@@ -817,13 +850,19 @@ class IssueRenderer:
         return {"comments": shown, "self": f"{self.api}/issue/{view.id}/comment", "maxResults": len(shown),
                 "total": len(comments), "startAt": 0}
 
-    def _worklog_page(self, view: IssueView, ctx: ViewContext) -> dict[str, Any]:
-        worklogs = self.store.worklogs_of(view.idx)
+    def _worklog_page(self, view: IssueView, worklogs: list[Worklog], ctx: ViewContext) -> dict[str, Any]:
         return {"startAt": 0, "maxResults": EMBEDDED_WORKLOGS, "total": len(worklogs),
                 "worklogs": [self.worklog(w, ctx) for w in worklogs[:EMBEDDED_WORKLOGS]]}
 
 
 _MISSING = object()
+_ESTIMATES = (None, None, 3600, 7200, 14400, 28800, 57600)
+_ENVIRONMENTS = tuple(f"Browser: Firefox {v}\nOS: Ubuntu 24.04 — ünïcødé" for v in range(100, 131))
+_COLOURS = ("Red", "Green", "Blue")
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps(value))
 COMPONENT_SLOTS = 3  # components per project (world.py); membership comes from salt bits so counts are cheap
 
 
@@ -841,6 +880,7 @@ def component_counts(salts, projects, n_projects: int):
     return counts
 
 
+@lru_cache(maxsize=4096)
 def _duration(seconds: int) -> str:
     """Jira's pretty duration: `1d 2h 30m` with 8-hour days and 5-day weeks."""
     if not seconds:

@@ -194,10 +194,13 @@ class JiraSite:
     def find_issue(self, id_or_key: str) -> Optional[int]:
         return self.issue_source().find(id_or_key)
 
-    def render_issue(self, idx: int, selection: Any, view: ViewContext, expand: set[str]) -> dict[str, Any]:
+    def render_issues(self, indices: Any, selection: Any, view: ViewContext, expand: set[str]) -> list[dict[str, Any]]:
         if self.replayed_issues is not None:
-            return self.replayed_issues.render(idx, selection, view, expand)
-        return self.renderer.issue(idx, selection, view, expand)
+            return [self.replayed_issues.render(int(idx), selection, view, expand) for idx in indices]
+        return self.renderer.issues(indices, selection, view, expand)
+
+    def render_issue(self, idx: int, selection: Any, view: ViewContext, expand: set[str]) -> dict[str, Any]:
+        return self.render_issues([idx], selection, view, expand)[0]
 
     def comments(self, idx: int, view: ViewContext, rendered: bool = False) -> list[dict[str, Any]]:
         if "issue_comments" in self.replayed:

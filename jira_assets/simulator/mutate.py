@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional, Union
 
+import orjson
+
 from .clock import to_epoch_ms
 from .issues import Worklog, change_item
 from .jira_site import JiraSite
@@ -55,7 +57,8 @@ class Mutator:
             col = store.col
             items: list[dict[str, Any]] = []
             overrides = store.overrides.setdefault(idx, {})
-            current = self.site.renderer.field_values(view, tuple(changes), self.site.admin_view())
+            current = orjson.loads(orjson.dumps(  # plain values (shared parts are pre-serialized fragments)
+                self.site.renderer.field_values(view, tuple(changes), self.site.admin_view())))
             for field, value in changes.items():
                 if field == "status":
                     new = _choice_index(STATUSES, value, "status")

@@ -60,3 +60,35 @@ def hex_id(*parts: int, length: int = 24) -> str:
 def uuid_like(*parts: int) -> str:
     h = "%032x" % (mix(*parts) << 64 | mix(*parts, 2))
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
+
+class Bits:
+    """Cheap derived choices: pops bits off a few 64-bit hashes of a key instead of running a Random."""
+
+    __slots__ = ("_value", "_left", "_parts", "_refills")
+
+    def __init__(self, *parts: int):
+        self._parts = parts
+        self._refills = 0
+        self._value = mix(*parts)
+        self._left = 64
+
+    def take(self, bits: int) -> int:
+        if self._left < bits:
+            self._refills += 1
+            self._value = mix(*self._parts, self._refills)
+            self._left = 64
+        value = self._value & ((1 << bits) - 1)
+        self._value >>= bits
+        self._left -= bits
+        return value
+
+    def below(self, n: int) -> int:
+        """0 <= value < n (n up to 65536; the tiny modulo bias does not matter here)."""
+        return self.take(16) % n
+
+    def chance(self, p: float) -> bool:
+        return self.take(10) < p * 1024
+
+    def pick(self, pool):
+        return pool[self.take(16) % len(pool)]

@@ -47,11 +47,19 @@ def description(r: random.Random) -> str | None:
     return "\n\n".join(parts) if roll < 0.95 else "\n".join(parts) + "\r\n"
 
 
-def comment(r: random.Random) -> str:
+def _comment(r: random.Random) -> str:
     text = paragraph(r, r.randint(1, 2))
     if r.random() < 0.1:
         text += "\n" + r.choice(_UNICODE)
     return text
+
+
+#: comment bodies are drawn from a seeded pool: a page of issues renders hundreds of them
+_COMMENT_POOL = tuple(_comment(random.Random(n)) for n in range(256))
+
+
+def comment(r: random.Random) -> str:
+    return _COMMENT_POOL[int(r.random() * len(_COMMENT_POOL))]
 
 
 def person_name(r: random.Random) -> str:
@@ -76,3 +84,8 @@ def to_html(text: str | None) -> str | None:
 
     paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
     return "".join("<p>" + html.escape(p).replace("\n", "<br/>\n") + "</p>" for p in paragraphs)
+
+
+#: seeded pools the issue renderer picks from by index (cheap: no Random stream per issue)
+SUMMARIES = tuple(summary(random.Random(10_000 + n)) for n in range(1024))
+DESCRIPTIONS = tuple(description(random.Random(20_000 + n)) for n in range(512))

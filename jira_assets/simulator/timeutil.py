@@ -5,6 +5,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Optional
 from zoneinfo import ZoneInfo
 
 MS_PER_MINUTE = 60_000
@@ -18,26 +19,49 @@ def zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=65536)
-def _offset_seconds(zone_name: str, hour_bucket: int) -> int:
-    # Offsets only change on whole hours in every zone Jira offers, so one lookup per hour is exact enough.
+def _offset_at_hour(zone_name: str, hour_bucket: int) -> int:
     instant = datetime.fromtimestamp(hour_bucket * 3600, tz=timezone.utc)
     return int(instant.astimezone(zone(zone_name)).utcoffset().total_seconds())
 
 
+@lru_cache(maxsize=65536)
+def _steady_offset(zone_name: str, hour_bucket: int) -> Optional[int]:
+    """The zone's offset during a whole UTC hour, or None when it changes inside that hour."""
+    offset = _offset_at_hour(zone_name, hour_bucket)
+    return offset if offset == _offset_at_hour(zone_name, hour_bucket + 1) else None
+
+
 def offset_seconds(zone_name: str, epoch_ms: int) -> int:
-    return _offset_seconds(zone_name, epoch_ms // MS_PER_HOUR)
+    """UTC offset of a zone at an instant; one cached lookup per hour, exact around transitions."""
+    offset = _steady_offset(zone_name, epoch_ms // MS_PER_HOUR)
+    if offset is not None:
+        return offset
+    instant = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)  # a transition inside this hour
+    return int(instant.astimezone(zone(zone_name)).utcoffset().total_seconds())
+
+
+@lru_cache(maxsize=65536)
+def _hour_prefix(local_hour: int) -> str:
+    t = time.gmtime(local_hour * 3600)
+    return "%04d-%02d-%02dT%02d:" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour)
+
+
+@lru_cache(maxsize=256)
+def _offset_suffix(offset: int) -> str:
+    sign = "-" if offset < 0 else "+"
+    return "%s%02d%02d" % (sign, abs(offset) // 3600, abs(offset) % 3600 // 60)
 
 
 def jira_datetime(epoch_ms: int, zone_name: str) -> str:
-    """`2026-11-06T04:30:00.123-0800`: millisecond precision, numeric offset of the viewer's zone."""
+    """`2026-11-06T04:30:00.123-0800`: millisecond precision, numeric offset of the viewer's zone.
+
+    Hot path (a page of 100 issues formats thousands of these): hour prefixes and offsets are cached.
+    """
     offset = offset_seconds(zone_name, epoch_ms)
-    local = time.gmtime(epoch_ms // 1000 + offset)
-    sign = "-" if offset < 0 else "+"
-    offset = abs(offset)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s%02d%02d" % (
-        local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
-        epoch_ms % 1000, sign, offset // 3600, offset % 3600 // 60,
-    )
+    hour, rest = divmod(epoch_ms + offset * 1000, MS_PER_HOUR)
+    minute, rest = divmod(rest, MS_PER_MINUTE)
+    second, millis = divmod(rest, 1000)
+    return f"{_hour_prefix(hour)}{minute:02d}:{second:02d}.{millis:03d}{_offset_suffix(offset)}"
 
 
 def jira_date(epoch_ms: int, zone_name: str) -> str:

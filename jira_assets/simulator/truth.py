@@ -94,7 +94,7 @@ class GroundTruth:
             mask &= col["updated"] < to_epoch_ms(updated_to)
         selection = select_fields(["*all"], store.catalog, default="*all")
         view = site.admin_view()
-        return _copy([site.renderer.issue(int(idx), selection, view, set()) for idx in np.flatnonzero(mask)])
+        return _copy(site.renderer.issues(np.flatnonzero(mask), selection, view, set()))
 
     def comments(self, issue: Union[int, str]) -> list[dict[str, Any]]:
         return _copy(self.site.comments(self._idx(issue), self.site.admin_view()))
