@@ -9,13 +9,19 @@ from jira_assets.arrow import RecordConverter
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
 from jira_assets.defs.resources import JiraCloudResource
-from jira_assets.extract import Window, extract
+from jira_assets.extract import ExtractionError, Window, extract
+from jira_assets.jira.errors import ConfigError, JiraError, JiraProtocolError, JiraRateLimited, JiraServerError
 from jira_assets.issue_schema import issue_converter
 from jira_assets.parquet.stream import RecordBatchStream
+from jira_assets.scope import ScopeError
 
 RAW_PREFIX = ["jira", "raw"]
 GROUP = "jira_raw"
 POOL = "jira_api"  # `dagster instance concurrency set jira_api N` caps concurrent Jira steps
+# A backfill of many days becomes one run per day: the IO manager writes one partition per output (it refuses
+# ranges), a day is the unit that is retried and re-run, and the runs spread over the run queue and the run
+# launcher's machines. The pool above, not the number of runs, is what bounds the load on Jira (deploy/README.md).
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def raw_key(name: str) -> dg.AssetKey:
@@ -47,11 +53,38 @@ def check_capture_date(obj: JiraObject, partition_key: str) -> None:
     today = today_utc()
     if partition_key != today:
         raise dg.Failure(
+            allow_retries=False,
             description=(
                 f"{obj.name} is a snapshot: Jira shows only its current state, so only today's capture date "
                 f"({today}) can be materialized, not {partition_key}."
             )
         )
+
+
+# Worth another attempt of the whole step; everything else needs the user (config, consent, permission).
+TRANSIENT_ERRORS = (JiraServerError, JiraRateLimited, JiraProtocolError, ConnectionError, TimeoutError)
+PERMANENT_ERRORS = (JiraError, ExtractionError, ConfigError)
+
+
+def as_failure(obj: JiraObject, exc: Exception) -> dg.Failure:
+    """One clear line naming the object and the cause; permanent causes are not retried."""
+    return dg.Failure(
+        description=f"{obj.name}: {exc}",
+        metadata={"jira/error": type(exc).__name__, "jira/endpoint": obj.path},
+        allow_retries=isinstance(exc, TRANSIENT_ERRORS),
+    )
+
+
+def failing_clearly(obj: JiraObject, stream: RecordBatchStream) -> RecordBatchStream:
+    """The stream is consumed by the IO manager, so errors surface there: translate them on the way."""
+
+    def batches():
+        try:
+            yield from stream
+        except PERMANENT_ERRORS as exc:
+            raise as_failure(obj, exc) from exc
+
+    return RecordBatchStream(stream.schema, batches(), metadata=stream.metadata)
 
 
 def _deps(obj: JiraObject) -> list[dg.AssetDep]:
@@ -75,6 +108,7 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
         partitions_def=incremental_partitions if obj.incremental else snapshot_partitions,
         io_manager_key="parquet_io_manager",
         pool=POOL,
+        backfill_policy=BACKFILL_POLICY,
         code_version=obj.version,
         deps=_deps(obj),
         metadata={
@@ -97,7 +131,17 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             window = Window(start, end)
         else:
             check_capture_date(obj, context.partition_key)
-        return extract(obj, jira.get_client(), window=window, upstream=upstream, settings=jira.extract_settings())
+        try:  # for issues and their children: the scope is checked against Jira before anything is written
+            settings = jira.extract_settings(obj.name)
+        except ScopeError as exc:
+            raise dg.Failure(description=f"The extraction scope is wrong, nothing was written. {exc}",
+                             metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
+                             allow_retries=False) from exc
+        try:
+            stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
+        except PERMANENT_ERRORS as exc:
+            raise as_failure(obj, exc) from exc
+        return failing_clearly(obj, stream)
 
     if obj.reads:
         @dg.asset(ins={"upstream": dg.AssetIn(key=raw_key(obj.reads))}, **common)
