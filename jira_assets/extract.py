@@ -21,7 +21,7 @@ from jira_assets.arrow import RecordConverter, to_epoch_ms
 from jira_assets.catalog import JiraObject
 from jira_assets.issue_schema import issue_converter
 from jira_assets.jira.errors import JiraError
-from jira_assets.jira.paging import PageBean, SinglePage, StartAtTotal
+from jira_assets.jira.paging import PageBean, SinglePage, StartAtTotal, TokenPages
 from jira_assets.parquet.stream import RecordBatchStream
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class ExtractSettings:
     projects: tuple[str, ...] = ()  # project keys or ids; empty = every visible project
     jql_filter: Optional[str] = None  # extra JQL AND-ed to the window
     extra: dict = field(default_factory=dict)
+    # jira_assets.scope.FieldPolicy: issue fields dropped/masked/renamed before anything is converted
+    policy: Any = None
 
 
 class ExtractionError(RuntimeError):
@@ -185,6 +187,8 @@ class _Run:
         if self.child_errors:
             meta["jira/child_errors"] = self.child_errors
         meta.update(converter.metadata())
+        if self.settings.policy is not None:
+            meta.update(self.settings.policy.metadata())
         return meta
 
 
@@ -249,12 +253,18 @@ def _in_window(value: Any, window: Window) -> bool:
 def issue_jql(window: Window, settings: ExtractSettings) -> str:
     """Epoch milliseconds, never date literals: literals are read in the user's time zone (C01)."""
     start_ms = window.start_ms - settings.overlap_minutes * 60_000
-    clauses = [f"updated >= {start_ms}", f"updated < {window.end_ms}"]
+    clauses = [f"updated >= {start_ms}", f"updated < {window.end_ms}", *scope_clauses(settings)]
+    return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
+
+
+def scope_clauses(settings: ExtractSettings) -> list[str]:
+    """The user's scope as JQL conditions: the projects, then the extra filter."""
+    clauses = []
     if settings.projects:
         clauses.append("project in (" + ", ".join(_jql_value(p) for p in settings.projects) + ")")
     if settings.jql_filter:
         clauses.append(f"({settings.jql_filter})")
-    return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
+    return clauses
 
 
 def _jql_value(value: str) -> str:
@@ -262,16 +272,22 @@ def _jql_value(value: str) -> str:
 
 
 def _issues(run: _Run, window: Window) -> RecordBatchStream:
-    fields = run.client.get_json(f"{API}/field") or []
-    converter = issue_converter(fields)
     settings = run.settings
+    policy = settings.policy
+    if policy is not None:  # resolved against /field when the scope was checked
+        fields = list(policy.site_fields)
+        converter = issue_converter(fields, dropped=policy.dropped, masked=policy.masked_columns,
+                                    renames=dict(policy.renames))
+    else:
+        fields = run.client.get_json(f"{API}/field") or []
+        converter = issue_converter(fields)
     seen: set[int] = set()  # overlap and sub-windows can return an issue twice; keep one row
     lock = threading.Lock()
 
     def search(sub: Window) -> Iterator[list]:
         body = {
             "jql": issue_jql(sub, settings),
-            "fields": ["*all"],
+            "fields": policy.request_fields() if policy is not None else ["*all"],
             "expand": "changelog",
             "maxResults": settings.issue_page_size,
         }
@@ -292,7 +308,7 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
                         run.count("duplicate_issues_dropped")
                         continue
                     seen.add(issue_id)
-                kept.append(issue)
+                kept.append(policy.issue(issue) if policy is not None else issue)
             yield kept
 
     return _stream(run, converter, pages())
@@ -309,8 +325,12 @@ def _issue_rows(upstream: Optional[ds.Dataset], column: str) -> Iterator[tuple[s
             yield str(issue_id), (orjson.loads(page_json) if page_json else None)
 
 
-def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, endpoint: str, paging: Any) -> list:
-    """The embedded list when it is complete, else every item from the issue's own endpoint."""
+def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, endpoint: str, paging: Any,
+              clean: Optional[Callable[[list], list]] = None) -> list:
+    """The embedded list when it is complete, else every item from the issue's own endpoint.
+
+    Embedded lists were stored already cleaned by the field policy; fetched ones go through `clean`.
+    """
     embedded = (page or {}).get(list_key) or []
     total = (page or {}).get("total", len(embedded))
     if total <= len(embedded):
@@ -319,14 +339,15 @@ def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, end
     items: list = []
     for chunk in run.client.iter_pages(endpoint.format(issue_id=issue_id), paging):
         items.extend(chunk)
-    return items
+    return clean(items) if clean is not None else items
 
 
 def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, list_key: str,
-              paging: Any, to_rows: Callable[[str, list], list]) -> Iterator[list]:
+              paging: Any, to_rows: Callable[[str, list], list],
+              clean: Optional[Callable[[list], list]] = None) -> Iterator[list]:
     def fetch(item: tuple[str, Any]) -> list:
         issue_id, page = item
-        return to_rows(issue_id, _complete(run, issue_id, page, list_key, run.obj.path, paging))
+        return to_rows(issue_id, _complete(run, issue_id, page, list_key, run.obj.path, paging, clean))
 
     for (issue_id, _), rows in bounded_map(fetch, _issue_rows(upstream, source_column), run.settings.child_workers):
         if isinstance(rows, JiraError) and rows.status == 404:  # deleted since the issue was stored
@@ -358,10 +379,14 @@ def _changelog_rows(issue_id: str, histories: list) -> list:
 
 def _issue_children(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
     converter = RecordConverter(run.obj.columns)
+    policy = run.settings.policy
     if run.obj.name == "issue_comments":
-        pages = _children(run, upstream, "comments_json", "comments", StartAtTotal("comments", 100), _comment_rows)
+        clean = (lambda items: [policy.comment(c) for c in items]) if policy is not None else None
+        pages = _children(run, upstream, "comments_json", "comments", StartAtTotal("comments", 100), _comment_rows,
+                          clean)
     elif run.obj.name == "issue_changelogs":
-        pages = _children(run, upstream, "changelog_json", "histories", PageBean(100), _changelog_rows)
+        clean = policy.histories if policy is not None else None
+        pages = _children(run, upstream, "changelog_json", "histories", PageBean(100), _changelog_rows, clean)
     else:
         raise ExtractionError(f"{run.obj.name} is not a child of issues")
     return _stream(run, converter, pages)
@@ -379,13 +404,33 @@ def _changed_ids(run: _Run, window: Window, id_key: str) -> Iterator[list]:
 
 
 def _worklogs(run: _Run, window: Window) -> RecordBatchStream:
+    """The feed is site-wide: with a scope, only worklogs of issues inside it are kept (Jira decides, by JQL)."""
     converter = RecordConverter(run.obj.columns)
+    policy = run.settings.policy
+    scope = scope_clauses(run.settings)
+    in_scope: dict[str, bool] = {}
+
+    def keep(worklogs: list) -> list:
+        if scope:
+            unknown = sorted({str(w.get("issueId")) for w in worklogs} - set(in_scope), key=int)
+            for start in range(0, len(unknown), 500):
+                chunk = unknown[start : start + 500]
+                jql = " AND ".join([f"id in ({', '.join(chunk)})", *scope])
+                body = {"jql": jql, "fields": ["id"], "maxResults": 5000}
+                found = {str(i["id"]) for page in run.client.iter_pages(f"{API}/search/jql", TokenPages("issues", 5000, method="POST"), body=body)
+                         for i in page}
+                in_scope.update({issue_id: issue_id in found for issue_id in chunk})
+            kept = [w for w in worklogs if in_scope.get(str(w.get("issueId")))]
+            if len(kept) < len(worklogs):
+                run.count("worklogs_outside_scope", len(worklogs) - len(kept))
+            worklogs = kept
+        return [policy.worklog(w) for w in worklogs] if policy is not None else worklogs
 
     def pages() -> Iterator[list]:
         for changed in _changed_ids(run, window, "worklogId"):
             ids = [int(v["worklogId"]) for v in changed]
             for start in range(0, len(ids), 1000):
-                yield run.client.post_json(f"{API}/worklog/list", {"ids": ids[start : start + 1000]}) or []
+                yield keep(run.client.post_json(f"{API}/worklog/list", {"ids": ids[start : start + 1000]}) or [])
 
     return _stream(run, converter, pages())
 

@@ -8,6 +8,7 @@ re-reading every issue's fields. No Dagster import.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from jira_assets.arrow import _MISSING, RecordConverter, dig, to_json_text
@@ -126,9 +127,56 @@ def _fields_without_child_pages(record: Any) -> Any:
     return {k: v for k, v in fields.items() if k not in CHILD_PAGE_FIELDS}
 
 
-def issue_converter(fields: Sequence[dict], **kwargs: Any) -> RecordConverter:
-    """A converter for search/jql issues given the site's /field list."""
-    custom = custom_field_columns(fields)
+# Standard columns of a masked field that are not text or JSON become text: they hold hex digests.
+_MASKED_AS_TEXT = (INT, FLOAT, BOOL, TS, DATE)
+
+
+def field_of_column(column: Column | str, fields: Sequence[dict] = ()) -> Optional[str]:
+    """The Jira field id a typed column is read from (`fields.<id>...`), or None (id, key, totals, JSON)."""
+    if isinstance(column, str):
+        column = next((c for c in issue_columns(fields) if c.name == column), None)
+        if column is None:
+            return None
+    if column.name.endswith("_json"):
+        return None
+    path = column.path
+    return path[1] if len(path) >= 2 and path[0] == "fields" else None
+
+
+def issue_columns(fields: Sequence[dict], dropped: frozenset = frozenset()) -> list[Column]:
+    """The typed columns, before renames: standard ones always (null when their field is dropped, so the
+    table's schema and downstream marts stay stable), custom ones only for fields that are not dropped."""
+    custom = [c for c, _ in custom_field_columns(fields) if field_of_column(c) not in dropped]
+    return [*STANDARD_COLUMNS, *custom]
+
+
+def issue_column_names(fields: Sequence[dict], dropped: frozenset = frozenset()) -> list[str]:
+    return [c.name for c in issue_columns(fields, dropped)] + list(_JSON_COLUMN_NAMES)
+
+
+def columns_of_field(field_id: str, fields: Sequence[dict]) -> list[str]:
+    """The typed columns read from one field (assignee feeds two, fixVersions none)."""
+    return [c.name for c in issue_columns(fields) if field_of_column(c) == field_id]
+
+
+_JSON_COLUMN_NAMES = ("fields_json", "comments_json", "worklogs_json", "changelog_json")
+
+
+def issue_converter(
+    fields: Sequence[dict],
+    *,
+    dropped: frozenset = frozenset(),
+    masked: frozenset = frozenset(),
+    renames: Optional[dict] = None,
+    **kwargs: Any,
+) -> RecordConverter:
+    """A converter for search/jql issues given the site's /field list.
+
+    `dropped` field ids get no custom column (their standard columns stay, null); columns of `masked` field ids
+    hold digests, so numeric/date/boolean ones become text; `renames` maps column names to new ones. The records
+    themselves must already be filtered and hashed (`jira_assets.scope.FieldPolicy.issue`).
+    """
+    custom = [(c, g) for c, g in custom_field_columns(fields) if field_of_column(c) not in dropped]
     json_columns = [
         (C("fields_json", JSON, "fields", "every field as Jira sent it, minus the embedded child pages"),
          _fields_without_child_pages),
@@ -139,7 +187,31 @@ def issue_converter(fields: Sequence[dict], **kwargs: Any) -> RecordConverter:
     columns = [*STANDARD_COLUMNS, *(c for c, _ in custom), *(c for c, _ in json_columns)]
     getters = {c.name: g for c, g in custom}
     getters.update({c.name: g for c, g in json_columns if g})
+    if dropped or masked or renames:
+        columns, getters = _apply_field_policy(columns, getters, dropped, masked, renames or {})
     return RecordConverter(columns, getters=getters, keep_raw=False, **kwargs)
 
 
-__all__ = ["STANDARD_COLUMNS", "custom_field_columns", "issue_converter", "column_name", "to_json_text"]
+def _apply_field_policy(columns: list[Column], getters: dict, dropped: frozenset, masked: frozenset,
+                        renames: dict) -> tuple[list[Column], dict]:
+    out, out_getters = [], {}
+    for column in columns:
+        field_id = field_of_column(column)
+        new = column
+        if field_id in masked:
+            type_ = STR if column.type in _MASKED_AS_TEXT else column.type
+            new = replace(new, type=type_, description=(new.description or f"from `{new.source}`")
+                          + " - masked: salted SHA-256 hex")
+        elif field_id in dropped:
+            new = replace(new, description=(new.description or f"from `{new.source}`") + " - field excluded: null")
+        if column.name in renames:
+            new = replace(new, name=renames[column.name],
+                          description=(new.description or f"from `{new.source}`") + f" (renamed from {column.name})")
+        out.append(new)
+        if column.name in getters:
+            out_getters[new.name] = getters[column.name]
+    return out, out_getters
+
+
+__all__ = ["STANDARD_COLUMNS", "custom_field_columns", "issue_converter", "column_name", "to_json_text",
+           "issue_columns", "issue_column_names", "columns_of_field", "field_of_column"]

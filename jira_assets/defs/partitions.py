@@ -10,12 +10,17 @@ DEFAULT_HISTORY_START = "2026-01-01"
 
 
 def history_start() -> str:
-    """The first partition (JIRA_HISTORY_START, YYYY-MM-DD): how far back backfills may go."""
-    value = os.environ.get("JIRA_HISTORY_START", DEFAULT_HISTORY_START)
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"JIRA_HISTORY_START must be a date like 2026-01-01, not {value!r}") from None
+    """The first partition, YYYY-MM-DD: JIRA_HISTORY_START, else `history_start` in the JIRA_SCOPE_FILE, else
+    2026-01-01. It fixes how far back backfills may go; it is read when the code location loads."""
+    from jira_assets.scope import ExtractionScope, ScopeError
+
+    value = os.environ.get("JIRA_HISTORY_START")
+    if not value and os.environ.get("JIRA_SCOPE_FILE"):
+        value = ExtractionScope.from_env().history_start
+    value = value or DEFAULT_HISTORY_START
+    problems = ExtractionScope(history_start=value).problems()
+    if problems:
+        raise ScopeError(problems)
     return value
 
 

@@ -131,14 +131,13 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             window = Window(start, end)
         else:
             check_capture_date(obj, context.partition_key)
-        try:  # for issues and their children: the scope is checked against Jira before anything is written
+        try:  # for issues and their children the scope is checked against Jira first: nothing is written yet
             settings = jira.extract_settings(obj.name)
+            stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
         except ScopeError as exc:
             raise dg.Failure(description=f"The extraction scope is wrong, nothing was written. {exc}",
                              metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
                              allow_retries=False) from exc
-        try:
-            stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
         except PERMANENT_ERRORS as exc:
             raise as_failure(obj, exc) from exc
         return failing_clearly(obj, stream)

@@ -9,9 +9,11 @@ import os
 from typing import Literal, Optional
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from jira_assets.extract import ExtractSettings
+from jira_assets.scope import ENV as SCOPE_ENV
+from jira_assets.scope import SCOPED_OBJECTS, ExtractionScope, FieldPolicy
 from jira_assets.jira import (
     ApiToken,
     ClientCredentials,
@@ -50,10 +52,33 @@ class JiraCloudResource(dg.ConfigurableResource):
     issue_page_size: int = 100
     window_splits: int = 1
     child_workers: int = 4
-    projects: list[str] = []
-    jql_filter: Optional[str] = None
+    # ---- the extraction scope (jira_assets.scope): issues and their children only ----
+    projects: list[str] = Field(
+        default=[], description="Project keys or ids to extract issues from (JIRA_PROJECTS); empty = every project "
+        "the account can browse.")
+    jql_filter: Optional[str] = Field(
+        default=None, description="Extra JQL AND-ed to every issue search, e.g. `statusCategory != Done` "
+        "(JIRA_JQL_FILTER). Checked against Jira before anything is written; no ORDER BY.")
+    include_fields: list[str] = Field(
+        default=[], description="Keep only these issue fields (ids or names, e.g. `customfield_10016` or `Story "
+        "Points`), plus the ones extraction needs (JIRA_INCLUDE_FIELDS). Empty = every field.")
+    exclude_fields: list[str] = Field(
+        default=[], description="Drop these issue fields everywhere: columns, fields_json, changelog "
+        "(JIRA_EXCLUDE_FIELDS).")
+    rename_fields: dict[str, str] = Field(
+        default={}, description="Custom field (id or name) or its column -> column name (JIRA_RENAME_FIELDS as "
+        "`Story Points=points,...`).")
+    mask_fields: list[str] = Field(
+        default=[], description="Issue fields replaced by their salted SHA-256 before anything is written: columns, "
+        "fields_json, changelog from/to (JIRA_MASK_FIELDS). `comment` / `worklog` hash comment texts.")
+    mask_users: bool = Field(
+        default=False, description="Hash every user reference (accountId, display name, email) in issues, "
+        "changelogs, comments and worklogs (JIRA_MASK_USERS).")
+    mask_salt: Optional[str] = Field(
+        default=None, description="Secret salt of the masking hash (JIRA_MASK_SALT); required when masking.")
 
     _client: Optional[JiraClient] = PrivateAttr(default=None)
+    _policy: Optional[FieldPolicy] = PrivateAttr(default=None)
 
     def _auth(self):
         if self.auth_method == "oauth":
@@ -86,13 +111,35 @@ class JiraCloudResource(dg.ConfigurableResource):
             )
         return self._client
 
-    def extract_settings(self) -> ExtractSettings:
+    def scope(self) -> ExtractionScope:
+        """The extraction scope of this run's config, validated offline (raises ScopeError naming the field)."""
+        return ExtractionScope(
+            projects=tuple(p.strip() for p in self.projects if p.strip()),
+            jql_filter=self.jql_filter.strip() if self.jql_filter and self.jql_filter.strip() else self.jql_filter,
+            include_fields=tuple(self.include_fields),
+            exclude_fields=tuple(self.exclude_fields),
+            rename_fields=dict(self.rename_fields),
+            mask_fields=tuple(self.mask_fields),
+            mask_users=self.mask_users,
+            mask_salt=self.mask_salt,
+        ).validate()
+
+    def field_policy(self) -> FieldPolicy:
+        """The scope checked against Jira (projects, JQL, field names), once per process; nothing is written."""
+        if self._policy is None:
+            self._policy = self.scope().check(self.get_client())
+        return self._policy
+
+    def extract_settings(self, object_name: Optional[str] = None) -> ExtractSettings:
+        """Settings for one object; for issues and their children the scope is checked against Jira first."""
+        scope = self.scope() if object_name in SCOPED_OBJECTS else None
         return ExtractSettings(
             issue_page_size=self.issue_page_size,
             window_splits=self.window_splits,
             child_workers=self.child_workers,
-            projects=tuple(self.projects),
-            jql_filter=self.jql_filter,
+            projects=scope.projects if scope else tuple(self.projects),
+            jql_filter=scope.jql_filter if scope else self.jql_filter,
+            policy=self.field_policy() if scope else None,
         )
 
 
@@ -141,11 +188,52 @@ def jira_resource_from_env() -> JiraCloudResource:
         kwargs["auth_method"] = os.environ["JIRA_AUTH_METHOD"]
     if os.environ.get("JIRA_ALLOW_LOCAL", "").lower() in ("1", "true", "yes"):
         kwargs["allow_local"] = True
-    if os.environ.get("JIRA_PROJECTS"):
-        kwargs["projects"] = [p.strip() for p in os.environ["JIRA_PROJECTS"].split(",") if p.strip()]
-    if os.environ.get("JIRA_JQL_FILTER"):
-        kwargs["jql_filter"] = os.environ["JIRA_JQL_FILTER"]
+    kwargs.update(scope_config_from_env())
     return JiraCloudResource(**kwargs)
+
+
+def scope_config_from_env() -> dict:
+    """Resource config for the scope from JIRA_SCOPE_FILE and the JIRA_* variables, validated now (at load):
+    a wrong value stops the code location from loading with a message naming the setting and the fix."""
+    scope = ExtractionScope.from_env().validate()
+    kwargs: dict = {}
+    if scope.projects:
+        kwargs["projects"] = list(scope.projects)
+    if scope.jql_filter:
+        kwargs["jql_filter"] = scope.jql_filter
+    for name in ("include_fields", "exclude_fields", "mask_fields"):
+        if getattr(scope, name):
+            kwargs[name] = list(getattr(scope, name))
+    if scope.rename_fields:
+        kwargs["rename_fields"] = dict(scope.rename_fields)
+    if scope.mask_users:
+        kwargs["mask_users"] = True
+    if os.environ.get(SCOPE_ENV["mask_salt"]):  # a secret: the UI shows the variable's name, not the salt
+        kwargs["mask_salt"] = dg.EnvVar(SCOPE_ENV["mask_salt"])
+    return kwargs
+
+
+def jira_run_config(resource: JiraCloudResource, resource_key: str = "jira", **overrides) -> dict:
+    """Run config that overrides some of the resource's fields for one run, e.g. the scope.
+
+    Dagster replaces a resource's whole config when run config names it, so this carries every field that is set
+    (secrets as `{"env": VAR}`, never values) plus the overrides. Paste its YAML into the Launchpad, or pass it to
+    `materialize(..., run_config=...)` / a `RunRequest`.
+    """
+    fields = type(resource).model_fields
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not a setting of {type(resource).__name__}; "
+                          f"known: {', '.join(sorted(fields))}")
+    config: dict = {}
+    for name, info in fields.items():
+        value = getattr(resource, name)
+        if isinstance(value, dg.EnvVar) or type(value).__name__ == "IntEnvVar":
+            config[name] = {"env": getattr(value, "env_var_name", None) or value.name}
+        elif value is not None and value != info.default:
+            config[name] = value
+    config.update(overrides)
+    return {"resources": {resource_key: {"config": config}}}
 
 
 def io_manager_from_env() -> ParquetIOManager:
