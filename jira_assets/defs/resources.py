@@ -239,9 +239,18 @@ def jira_run_config(resource: JiraCloudResource, resource_key: str = "jira", **o
 def io_manager_from_env() -> ParquetIOManager:
     kwargs: dict = {"base_path": os.environ.get("JIRA_LAKE", DEFAULT_LAKE)}
     for field, var in {"s3_endpoint_url": "JIRA_S3_ENDPOINT_URL", "s3_region": "AWS_REGION",
-                       "sse_kms_key_id": "JIRA_S3_KMS_KEY_ID", "compression": "JIRA_PARQUET_COMPRESSION"}.items():
+                       "sse_kms_key_id": "JIRA_S3_KMS_KEY_ID", "compression": "JIRA_PARQUET_COMPRESSION",
+                       # optional AWS Glue Data Catalog registration (off unless a database is named)
+                       "glue_database": "JIRA_GLUE_DATABASE", "glue_endpoint_url": "JIRA_GLUE_ENDPOINT_URL",
+                       "glue_table_prefix": "JIRA_GLUE_TABLE_PREFIX"}.items():
         if os.environ.get(var):
             kwargs[field] = os.environ[var]
+    if kwargs.get("glue_database") and not kwargs["base_path"].startswith("s3://"):
+        raise ConfigError(f"JIRA_GLUE_DATABASE is set but JIRA_LAKE ({kwargs['base_path']}) is not an s3:// "
+                          "location; Glue tables need S3: set JIRA_LAKE=s3://bucket/prefix or unset "
+                          "JIRA_GLUE_DATABASE")
+    if os.environ.get("JIRA_GLUE_CREATE_DATABASE", "").lower() in ("0", "false", "no"):
+        kwargs["glue_create_database"] = False
     return ParquetIOManager(**kwargs)
 
 

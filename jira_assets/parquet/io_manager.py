@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pydantic import Field, PrivateAttr
 
+from jira_assets.parquet.glue import GlueCatalog
 from jira_assets.parquet.store import ParquetStore, WriteResult
 from jira_assets.parquet.stream import RecordBatchStream
 
@@ -44,8 +45,20 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     max_rows_per_file: int = Field(
         default=1_000_000, description="A partition rolls over into a new part file after this many rows."
     )
+    glue_database: Optional[str] = Field(
+        default=None, description="AWS Glue Data Catalog database: when set, every table written is registered "
+        "(or updated) there with its partitions, so Athena can query it at once. Off when empty."
+    )
+    glue_table_prefix: str = Field(default="", description="Prefix of the Glue table names (jira_raw_issues...).")
+    glue_endpoint_url: Optional[str] = Field(
+        default=None, description="Endpoint of the Glue API (a test server such as moto); default AWS."
+    )
+    glue_create_database: bool = Field(
+        default=True, description="Create the Glue database on first use when it does not exist."
+    )
 
     _store: ParquetStore | None = PrivateAttr(default=None)
+    _glue: GlueCatalog | None = PrivateAttr(default=None)
 
     @property
     def store(self) -> ParquetStore:
@@ -56,6 +69,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 max_rows_per_file=self.max_rows_per_file,
             )
         return self._store
+
+    @property
+    def glue(self) -> GlueCatalog | None:
+        if self.glue_database and self._glue is None:
+            self._glue = GlueCatalog(
+                self.glue_database, endpoint_url=self.glue_endpoint_url, region=self.s3_region,
+                table_prefix=self.glue_table_prefix, create_database=self.glue_create_database,
+            )
+        return self._glue
 
     # --------------------------------------------------------------------------------- output
 
@@ -73,9 +95,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                     "Launch one run per partition, e.g. BackfillPolicy.multi_run(max_partitions_per_run=1)."
                 )
             partition = (self.partition_column, str(keys[0]))
-        result = self.store.write(_table_path(context), partition, data)
+        table_path = _table_path(context)
+        result = self.store.write(table_path, partition, data)
         metadata = _stream_metadata(obj)
         metadata.update(_write_metadata(result, partitioned=partition is not None))  # facts win over claims
+        if self.glue is not None:  # after the data is in place: a table never points at files not yet written
+            metadata.update(self.glue.register(
+                table_path, self.store.uri(table_path), result.schema, partition, result.uri,
+                description=_asset_description(context),
+            ))
         context.add_output_metadata(metadata)
 
     # ---------------------------------------------------------------------------------- input
@@ -93,6 +121,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if wanted is pa.Table:
             return dataset.to_table()
         return dataset
+
+
+def _asset_description(context: dg.OutputContext) -> str | None:
+    try:
+        return context.asset_spec.description if context.has_asset_key else None
+    except Exception:  # noqa: BLE001 - contexts built by hand may have no assets definition
+        return None
 
 
 def _table_path(context: dg.OutputContext | None) -> list[str]:
