@@ -205,3 +205,30 @@ def test_a_scope_that_is_wrong_offline_stops_the_code_location_from_loading(jira
     monkeypatch.delenv("JIRA_MASK_SALT", raising=False)
     with pytest.raises(Exception, match=r"mask_salt \(env JIRA_MASK_SALT\): is not set, but fields are masked"):
         defs()
+
+
+def test_masking_users_leaves_no_name_or_account_id_of_anyone_in_issues_and_their_children(
+        simulator, jira_env, monkeypatch, day):
+    monkeypatch.setenv("JIRA_MASK_USERS", "true")
+    monkeypatch.setenv("JIRA_MASK_SALT", SALT)
+    monkeypatch.setenv("JIRA_PARQUET_COMPRESSION", "none")
+    result = materialize(("issues", *CHILDREN), day.isoformat())
+    assert failures(result) == {}
+
+    def digest(text: str) -> str:
+        return hmac.new(SALT.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+    comments = rows(jira_env, "issue_comments", day)
+    assert comments and len(rows(jira_env, "issue_worklogs", day)) > 0
+    people = {u["accountId"]: u for u in simulator.truth.records("users")}
+    authors = {str(c["id"]): c["author"]["accountId"] for i in simulator.truth.issues() for c in
+               simulator.truth.comments(i["id"])}
+    assert [r["author_account_id"] for r in comments] == [digest(authors[r["id"]]) for r in comments]
+    assignees = [r for r in rows(jira_env, "issue_changelogs", day) if r["field"] == "assignee" and r["to_value"]]
+    assert assignees and all(len(r["to_value"]) == 64 and r["to_value"] not in people for r in assignees)
+
+    lake_bytes = b"".join(p.read_bytes() for p in sorted(jira_env.rglob("*")) if p.is_file())
+    leaked = [u["displayName"] for u in people.values()
+              if u["accountId"].encode() in lake_bytes or u["displayName"].encode() in lake_bytes]
+    assert leaked == []
+    assert metadata(result, "issue_worklogs")["jira/users_masked"] is True
