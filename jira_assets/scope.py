@@ -27,6 +27,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import orjson
@@ -535,21 +536,30 @@ class FieldPolicy:
 
     # ------------------------------------------------------------------ records
 
+    @cached_property
+    def _index(self) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+        return _field_index(self.site_fields)
+
+    @cached_property
+    def _user_fields(self) -> frozenset[str]:
+        def is_user(schema: dict) -> bool:
+            return schema.get("type") == "user" or (schema.get("type") == "array" and schema.get("items") == "user")
+
+        return frozenset(i for i, f in self._index[0].items() if is_user(f.get("schema") or {}))
+
     def _field_id_of_item(self, item: dict) -> Optional[str]:
         field_id = item.get("fieldId")
         if field_id:
             return str(field_id)
         name = str(item.get("field") or "")
-        by_id, by_name = _field_index(self.site_fields)
+        by_id, by_name = self._index
         if name in by_id:
             return name
         matches = by_name.get(name.casefold()) or []
         return str(matches[0]["id"]) if len(matches) == 1 else name
 
     def _user_field(self, field_id: Optional[str]) -> bool:
-        definition = next((f for f in self.site_fields if str(f.get("id")) == field_id), None)
-        schema = (definition or {}).get("schema") or {}
-        return schema.get("type") == "user" or (schema.get("type") == "array" and schema.get("items") == "user")
+        return field_id in self._user_fields
 
     def histories(self, histories: list) -> list:
         """Changelog histories with items of dropped fields removed and of masked fields hashed."""
@@ -615,8 +625,7 @@ class FieldPolicy:
     # ------------------------------------------------------------------ metadata
 
     def _label(self, field_id: str) -> str:
-        definition = next((f for f in self.site_fields if str(f.get("id")) == field_id), {})
-        name = definition.get("name")
+        name = self._index[0].get(field_id, {}).get("name")
         return f"{field_id} ({name})" if name and name != field_id else field_id
 
     def metadata(self) -> dict[str, Any]:
