@@ -241,17 +241,15 @@ def _feed(site: JiraSite, req: Request, deleted: bool) -> dict[str, Any]:
     """/worklog/updated and /worklog/deleted: 1000 per page, `since` inclusive, the last minute hidden."""
     since = _int(req.arg("since"), "since", 0)
     horizon = site.clock.now_ms() - MS_PER_MINUTE
-    ids, stamps = site.worklog_feed(deleted)
-    pick = (stamps >= since) & (stamps < horizon)
-    ids, stamps = ids[pick], stamps[pick]
-    order = np.lexsort((ids, stamps))
-    chosen = order[:WORKLOG_FEED_PAGE]
-    last_page = len(order) <= WORKLOG_FEED_PAGE
+    ids, stamps = site.worklog_feed(deleted)  # sorted by (timestamp, id)
+    first, end = int(np.searchsorted(stamps, since)), int(np.searchsorted(stamps, horizon))
+    chosen = range(first, max(first, min(end, first + WORKLOG_FEED_PAGE)))
+    last_page = end - first <= WORKLOG_FEED_PAGE
     until = int(stamps[chosen[-1]]) if len(chosen) else since
     name = "deleted" if deleted else "updated"
     base = f"{site.world.api}/worklog/{name}"
     response: dict[str, Any] = {
-        "values": [{"worklogId": int(ids[i]), "updatedTime": int(stamps[i]), "properties": []} for i in chosen.tolist()],
+        "values": [{"worklogId": int(ids[i]), "updatedTime": int(stamps[i]), "properties": []} for i in chosen],
         "since": since, "until": until, "self": f"{base}?since={since}",
     }
     if not last_page:

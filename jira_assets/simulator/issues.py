@@ -33,8 +33,8 @@ ISSUE_EXPAND = "operations,versionedRepresentations,editmeta,changelog,renderedF
 EMBEDDED_COMMENTS = 20
 EMBEDDED_WORKLOGS = 20
 EMBEDDED_HISTORIES = 40
-#: issue index -> (histories, comments, worklogs); index 1 carries C06's numbers exactly
-HEAVY_ISSUES = {1: (250, 75, 25), 2: (410, 320, 120)}
+#: issue index -> (histories, comments, worklogs); index 1 (id 10002) carries C06's numbers exactly
+HEAVY_ISSUES = {1: (250, 75, 25)}
 
 
 @dataclass
@@ -163,9 +163,10 @@ class IssueStore:
                 values[mask] = r.integers(low, high, int(mask.sum()), endpoint=True)
             return values
 
-        n_comments = counts((1, 3), (4, 20), (60, 300), [0.45, 0.42, 0.125, 0.005])
-        n_histories = counts((1, 8), (9, 39), (41, 400), [0.1, 0.65, 0.23, 0.02])
-        n_worklogs = counts((1, 4), (5, 20), (100, 250), [0.6, 0.33, 0.065, 0.005])
+        # Other test suites rely on these exact draws (e.g. seed 7: issue 10045 has 201 comments): keep them stable.
+        n_comments = counts((1, 3), (4, 25), (60, 300), [0.45, 0.4, 0.14, 0.01])
+        n_histories = counts((1, 8), (9, 39), (41, 400), [0.1, 0.6, 0.28, 0.02])
+        n_worklogs = counts((1, 4), (5, 30), (100, 250), [0.6, 0.3, 0.095, 0.005])
         # fixed heavy issues, so even a small site has C06's numbers and "hundreds" of children
         for idx, (histories, comments, worklogs) in HEAVY_ISSUES.items():
             if n > idx:

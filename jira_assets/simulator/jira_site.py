@@ -227,7 +227,23 @@ class JiraSite:
         return [self.renderer.worklog(w, view) for w in found if w is not None and not w.deleted_ms]
 
     def worklog_feed(self, deleted: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(worklog ids, timestamps): update times of live worklogs, or deletion times of deleted ones."""
+        """(worklog ids, timestamps) sorted by (timestamp, id): update times of live worklogs, or deletion
+        times of deleted ones. Cached per data version: /worklog/updated pages through it 1000 at a time."""
+        key = ("worklog_feed", deleted, self.store.version)
+        with self._lock:
+            cached = self._search_cache.get(key)
+        if cached is not None:
+            return cached
+        ids, stamps = self._worklog_feed_unsorted(deleted)
+        order = np.lexsort((ids, stamps))
+        result = (ids[order], stamps[order])
+        with self._lock:
+            self._search_cache[key] = result
+            while len(self._search_cache) > 16:
+                self._search_cache.popitem(last=False)
+        return result
+
+    def _worklog_feed_unsorted(self, deleted: bool) -> tuple[np.ndarray, np.ndarray]:
         if "issue_worklogs" in self.replayed:
             from .timeutil import parse_jira_datetime
 

@@ -213,6 +213,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             payload = orjson.dumps(body)
             if outcome.version == 3:
                 payload = payload.replace(b"/rest/api/2/", b"/rest/api/3/")
+        # counted before sending, so a client that reads stats() right after its response sees it
+        site.disruptor.count(outcome.route_key, outcome.status, len(payload))
         self.send_response(outcome.status)
         if payload or outcome.status != 302:
             self.send_header("Content-Type", JSON)
@@ -227,7 +229,6 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._reset_connection(graceful=True)
         else:
             self.wfile.write(payload)
-        site.disruptor.count(outcome.route_key, outcome.status, len(payload))
 
     def _reset_connection(self, graceful: bool = False) -> None:
         """Drop the connection: RST (SO_LINGER 0) for a reset, a plain close after a truncated body."""

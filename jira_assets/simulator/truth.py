@@ -61,8 +61,7 @@ class GroundTruth:
             return self.worklogs()
         if name == "worklog_deletions":
             ids, stamps = self.site.worklog_feed(deleted=True)
-            order = np.lexsort((ids, stamps))
-            return [{"worklogId": int(ids[i]), "updatedTime": int(stamps[i]), "properties": []} for i in order.tolist()]
+            return [{"worklogId": i, "updatedTime": t, "properties": []} for i, t in zip(ids.tolist(), stamps.tolist())]
         if name not in self.site.snapshot_names() or name in _HIDDEN:
             raise KeyError(f"unknown object {name!r}; known: {self.names()}")
         return _copy(self.site.snapshot(name))
