@@ -190,7 +190,9 @@ def test_only_the_latest_census_counts_and_no_census_means_no_deletions():
 
 
 def test_the_census_asks_for_issues_created_before_it_began_in_the_extractors_scope():
-    jql = census_jql(1772668800000, ("ABC", "10001"), "labels = x")
+    from jira_assets.extract import ExtractSettings
+
+    jql = census_jql(1772668800000, ExtractSettings(projects=("ABC", "10001"), jql_filter="labels = x"))
     assert jql == 'created < 1772668800000 AND project in ("ABC", 10001) AND (labels = x) ORDER BY id ASC'
 
 

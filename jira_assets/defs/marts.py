@@ -102,8 +102,7 @@ def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa
 )
 def issue_id_census(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> RecordBatchStream:
     check_capture_date(census_mart.CENSUS_OBJECT, context.partition_key)
-    settings = jira.extract_settings()
-    return census_mart.census_stream(jira.get_client(), projects=settings.projects, jql_filter=settings.jql_filter)
+    return census_mart.census_stream(jira.get_client(), jira.extract_settings())
 
 
 # ---- marts ---------------------------------------------------------------------------------------------------

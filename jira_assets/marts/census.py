@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from jira_assets.arrow import RecordConverter, to_epoch_ms
 from jira_assets.catalog import INT, STR as STR_TYPE, C, JiraObject
+from jira_assets.extract import ExtractSettings, scope_clauses
 from jira_assets.jira.paging import TokenPages
 from jira_assets.marts.dimensions import STR, Dimensions
 from jira_assets.marts.issues import DELETED, NO_LONGER_VISIBLE, latest_issues
@@ -36,26 +37,18 @@ CENSUS_OBJECT = JiraObject(
 )
 
 
-def census_jql(started_ms: int, projects: tuple[str, ...] = (), jql_filter: Optional[str] = None) -> str:
-    """Every issue in the extractor's scope (same project list and filter) created before the census began."""
-    clauses = [f"created < {started_ms}"]  # a bounded query, as /search/jql requires
-    if projects:
-        clauses.append("project in (" + ", ".join(_jql_value(p) for p in projects) + ")")
-    if jql_filter:
-        clauses.append(f"({jql_filter})")
+def census_jql(started_ms: int, settings: ExtractSettings = ExtractSettings()) -> str:
+    """Every issue in the extractor's scope (the same project list and filter) created before the census began."""
+    clauses = [f"created < {started_ms}", *scope_clauses(settings)]  # bounded, as /search/jql requires
     return " AND ".join(clauses) + " ORDER BY id ASC"
 
 
-def _jql_value(value: str) -> str:
-    return value if value.isdigit() else '"' + value.replace('"', '\\"') + '"'
-
-
-def census_stream(client: Any, *, projects: tuple[str, ...] = (), jql_filter: Optional[str] = None,
+def census_stream(client: Any, settings: ExtractSettings = ExtractSettings(), *,
                   started: Optional[dt.datetime] = None) -> RecordBatchStream:
     """A lazy stream of (id, key) for every issue in scope; `_extracted_at` is the census start."""
     started = started or dt.datetime.now(dt.timezone.utc)
     started_ms = to_epoch_ms(started.isoformat())
-    jql = census_jql(started_ms, projects, jql_filter)
+    jql = census_jql(started_ms, settings)
     converter = RecordConverter(CENSUS_COLUMNS, keep_raw=False, extracted_at=started)
     pages_read = 0
 
