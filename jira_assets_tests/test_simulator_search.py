@@ -250,3 +250,21 @@ def test_v3_serves_the_same_issues_with_adf_rich_text(site):
     assert v3["self"].endswith(f"/rest/api/3/issue/{issue['id']}")
     if v2["fields"]["comment"]["comments"]:
         assert v3["fields"]["comment"]["comments"][0]["body"]["type"] == "doc"
+
+
+def test_embedded_parents_subtasks_and_links_agree_with_the_issues_they_point_at(site):
+    issues = {i["id"]: i for i in site.truth.issues()}
+    children = [i for i in issues.values() if i["fields"]["issuetype"]["subtask"]]
+    assert children
+    for child in children:
+        parent = child["fields"]["parent"]
+        assert parent["fields"]["summary"] == issues[parent["id"]]["fields"]["summary"]
+        assert child["id"] in {s["id"] for s in issues[parent["id"]]["fields"]["subtasks"]}
+    linked = [i for i in issues.values() if i["fields"]["issuelinks"]]
+    assert linked
+    for issue in linked:
+        for link in issue["fields"]["issuelinks"]:
+            other = link.get("outwardIssue") or link.get("inwardIssue")
+            mirror = [m for m in issues[other["id"]]["fields"]["issuelinks"] if m["id"] == link["id"]]
+            assert mirror and ("inwardIssue" in mirror[0]) == ("outwardIssue" in link)
+    assert all("parent" not in i["fields"] for i in issues.values() if i["fields"]["issuetype"]["name"] == "Epic")

@@ -22,7 +22,7 @@ def _board(site: JiraSite, req: Request) -> Board:
     board_id = req.params["boardId"]
     board = site.world.boards_by_id.get(int(board_id)) if board_id.isdigit() else None
     if board is None:
-        raise not_found(f"Board does not exist or you do not have permission to see it.")
+        raise not_found("Board does not exist or you do not have permission to see it.")
     return board
 
 

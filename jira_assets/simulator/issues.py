@@ -287,9 +287,6 @@ class IssueStore:
     def labels_of(self, mask: int) -> list[str]:
         return [label for bit, label in enumerate(self.labels_vocab) if mask >> bit & 1]
 
-    def live_indices(self) -> np.ndarray:
-        return np.flatnonzero(~self.col["deleted"])
-
     def children_of(self, idx: int) -> list[int]:
         return [c for c in self._children.get(idx, ()) if not self.col["deleted"][c]]
 
@@ -449,9 +446,6 @@ class IssueStore:
 
     def _name(self, user: int) -> Optional[str]:
         return None if user < 0 else self.world.users[user].display_name
-
-    def history_count(self, view: IssueView) -> int:
-        return view.n_histories + len(self.extra_histories.get(view.idx, ()))
 
     # --- mutations (called through Mutator) -------------------------------------------------------
     def next_history_id(self) -> int:
@@ -658,10 +652,10 @@ class IssueRenderer:
     # derived values -------------------------------------------------------------------------------
     def _derive(self, view: IssueView, ctx: ViewContext) -> dict[str, Any]:
         """All field values of one issue; expensive ones are lazily computed callables."""
-        world, store = self.world, self.store
+        store = self.store
         bits = Bits(view.salt)
         zone = ctx.zone
-        summary = bits.pick(text.SUMMARIES)
+        summary = issue_summary(view.salt)
         description = bits.pick(text.DESCRIPTIONS)
         estimate = bits.pick(_ESTIMATES)
         remaining_fraction = bits.take(10) / 1024
@@ -831,7 +825,7 @@ class IssueRenderer:
     def _issue_stub(self, idx: int, ctx: ViewContext) -> dict[str, Any]:
         """How parents, sub-tasks and linked issues are embedded: id, key, self and four fields."""
         view = self.store.view(idx)
-        summary = text.summary(random.Random(view.salt))
+        summary = issue_summary(view.salt)
         overrides = self.store.overrides.get(idx, {})
         return {"id": str(view.id), "key": view.key, "self": f"{self.api}/issue/{view.id}",
                 "fields": {"summary": overrides.get("summary", summary), "status": self._statuses[view.status],
@@ -860,6 +854,11 @@ _MISSING = object()
 _ESTIMATES = (None, None, 3600, 7200, 14400, 28800, 57600)
 _ENVIRONMENTS = tuple(f"Browser: Firefox {v}\nOS: Ubuntu 24.04 — ünïcødé" for v in range(100, 131))
 _COLOURS = ("Red", "Green", "Blue")
+
+
+def issue_summary(salt: int) -> str:
+    """An issue's generated summary (also shown where it is embedded as a parent, sub-task or link)."""
+    return Bits(salt, 0x5).pick(text.SUMMARIES)
 
 
 def _fragment(value: Any) -> orjson.Fragment:

@@ -20,7 +20,6 @@ import orjson
 
 from .adf import to_v3
 from .errors import ADMIN_REQUIRED, NOT_LOGGED_IN, HttpError, gateway_error, jira_error
-from .faults import Planned
 from .fields import TEXTAREA_FIELDS
 from .jira_site import JiraSite
 from .oauth import Principal

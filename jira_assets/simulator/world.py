@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from . import text
 from .config import SimulatorConfig
-from .rand import hex_id, mix, rng, uuid_like
+from .rand import hex_id, rng, uuid_like
 from .timeutil import MS_PER_DAY, jira_datetime, utc_iso, utc_plus0000
 
 AVATAR_BASE = "https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net"
