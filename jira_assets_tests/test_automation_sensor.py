@@ -28,7 +28,6 @@ def jira(tmp_path, monkeypatch):
     start = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=3)
     with Simulator(SimulatorConfig(seed=5, issues=40, days=2, start=start.isoformat(), frozen_clock=True)) as sim:
         env = demo_environment(sim.info(), str(tmp_path / "lake"), tmp_path, "2026-01-01")
-        env.pop("JIRA_AUTH_METHOD")  # "oauth" is the default; an EnvVar on this Literal field fails validation
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield sim, jira_resource_from_env()

@@ -74,7 +74,6 @@ def site(tmp_path_factory):
     with Simulator(config) as sim, pytest.MonkeyPatch.context() as mp:
         env = demo_environment(sim.info(), str(tmp / "lake"), tmp, "2026-01-01")
         env.pop("JIRA_HISTORY_START")
-        env.pop("JIRA_AUTH_METHOD")  # "oauth" is the default; an EnvVar on this Literal field fails validation
         for name, value in env.items():
             mp.setenv(name, value)
         from jira_assets.definitions import defs

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 from jira_assets.defs.automation import MART_AUTOMATION
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
 from jira_assets.defs.raw import GROUP as RAW_GROUP
-from jira_assets.defs.raw import POOL, RAW_PREFIX, check_capture_date, raw_key
+from jira_assets.defs.raw import BACKFILL_POLICY, POOL, RAW_PREFIX, check_capture_date, raw_key
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.marts import census as census_mart
 from jira_assets.marts import history as history_mart
@@ -90,7 +90,7 @@ def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa
 @dg.asset(
     name=CENSUS, key_prefix=RAW_PREFIX, group_name=RAW_GROUP, kinds={"jira", "parquet", "s3"},
     owners=["team:data-eng"], tags={"jira/mode": "snapshot"}, partitions_def=snapshot_partitions,
-    io_manager_key="parquet_io_manager", pool=POOL, code_version="1",
+    io_manager_key="parquet_io_manager", pool=POOL, code_version="1", backfill_policy=BACKFILL_POLICY,
     description=(
         "Issue id census: every issue id in scope, from an id-only `GET /rest/api/2/search/jql` (fields=id, "
         "5000 a page). Compared with the stored issues it reveals deletions, which incremental reads never see "
@@ -175,7 +175,8 @@ def issue_status_transitions(context: dg.AssetExecutionContext, changelogs: ds.D
        "Open issues (status category not done) per project and status at the end of each UTC day (now, for "
        "today): the table a burndown or a dashboard reads. Past days are rebuilt from the status history.",
        {"transitions": dg.AssetIn(key=mart_key("issue_status_transitions"))},
-       schema=transitions_mart.OPEN_ISSUES_SCHEMA, partitions_def=incremental_partitions)
+       schema=transitions_mart.OPEN_ISSUES_SCHEMA, partitions_def=incremental_partitions,
+       backfill_policy=BACKFILL_POLICY)
 def open_issues_daily(context: dg.AssetExecutionContext, transitions: ds.Dataset) -> dg.Output:
     day = dt.date.fromisoformat(context.partition_key)
     table = transitions_mart.open_issues_daily(transitions, day, dt.datetime.now(dt.timezone.utc))
