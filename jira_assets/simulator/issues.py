@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from functools import lru_cache
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional
 
 import numpy as np
@@ -61,7 +61,7 @@ class IssueView:
     salt: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Worklog:
     id: int
     issue: int  # issue index
@@ -234,6 +234,7 @@ class IssueStore:
         workers = np.array(self.world.workers, dtype=np.int64)
         self.wl = {
             "id": wid, "issue": issue, "started": started, "created": created, "updated": updated,
+            "detail": (h >> np.uint64(1)).astype(np.int64),  # comment and update author choices
             "seconds": (((h >> np.uint64(8)) % np.uint64(32)).astype(np.int64) + 1) * 900,
             "author": workers[((h >> np.uint64(50)) % np.uint64(len(workers))).astype(np.int64)],
             "deleted_ms": deleted_ms.astype(np.int64),
@@ -294,29 +295,24 @@ class IssueStore:
         return [link for link in self.links.get(idx, ()) if not self.col["deleted"][link[1]]]
 
     # --- worklogs ---------------------------------------------------------------------------------
-    _WORKLOG_COLUMNS = ("id", "issue", "author", "started", "created", "updated", "seconds", "deleted_ms")
+    _WORKLOG_COLUMNS = ("id", "issue", "author", "started", "created", "updated", "seconds", "deleted_ms", "detail")
 
     def _generated_worklogs(self, start_row: int, stop_row: int) -> list[Worklog]:
-        """Generated worklogs of table rows [start, stop): one slice per column, details from a hash."""
+        """Generated worklogs of table rows [start, stop): one slice per column."""
         columns = [self.wl[name][start_row:stop_row].tolist() for name in self._WORKLOG_COLUMNS]
         comments, boss = text.WORKLOG_COMMENTS, self.world.workers[0]
-        worklogs = []
-        for wid, issue, author, started, created, updated, seconds, deleted_ms in zip(*columns):
-            h = mix(self.seed, wid, 0xC0)
-            worklogs.append(Worklog(wid, issue, author, author if h % 10 else boss, started, created, updated, seconds,
-                                    comments[(h >> 8) % len(comments)], deleted_ms))
-        return worklogs
+        return [Worklog(wid, issue, author, author if detail % 10 else boss, started, created, updated, seconds,
+                        comments[(detail >> 8) % len(comments)], deleted_ms)
+                for wid, issue, author, started, created, updated, seconds, deleted_ms, detail in zip(*columns)]
 
     def _current(self, worklog: Worklog) -> Worklog:
-        """Apply edits and deletions (its own, or its issue's) to a worklog's generated state."""
-        changes = self.worklog_overrides.get(worklog.id)
-        if changes:
-            worklog = Worklog(**{**worklog.__dict__, **changes})
+        """Apply edits and deletions (its own, or its issue's) to a worklog's stored state (a new object)."""
+        changes = dict(self.worklog_overrides.get(worklog.id, ()))
         if worklog.id in self.worklog_deleted_at:
-            worklog.deleted_ms = self.worklog_deleted_at[worklog.id]
+            changes["deleted_ms"] = self.worklog_deleted_at[worklog.id]
         elif not worklog.deleted_ms and worklog.issue in self.deleted_at:
-            worklog.deleted_ms = self.deleted_at[worklog.issue]
-        return worklog
+            changes["deleted_ms"] = self.deleted_at[worklog.issue]
+        return replace(worklog, **changes) if changes else worklog
 
     def worklog(self, wid: int) -> Optional[Worklog]:
         """The current state of a worklog (None if unknown); `deleted_ms` > 0 means deleted."""
@@ -333,11 +329,13 @@ class IssueStore:
 
     def worklogs_of(self, idx: int) -> list[Worklog]:
         """Live worklogs of an issue, oldest created first (as /issue/{id}/worklog lists them)."""
-        row = int(self.worklog_base[idx]) - FIRST_WORKLOG_ID
-        generated = self._generated_worklogs(row, row + int(self.worklog_count[idx]))
+        count = self.worklog_count.item(idx)
+        row = self.worklog_base.item(idx) - FIRST_WORKLOG_ID
+        generated = self._generated_worklogs(row, row + count) if count else []
         added = [self.added_worklogs[wid] for wid in self._issue_worklogs_added.get(idx, ())]
         live = [w for w in map(self._current, generated + added) if not w.deleted_ms]
-        live.sort(key=lambda w: (w.created, w.id))
+        if len(live) > 1:
+            live.sort(key=_created_then_id)
         return live
 
     def worklog_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -745,8 +743,10 @@ class IssueRenderer:
 
     def _custom_values(self, view: IssueView, bits: Bits, zone: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
+        presence = bits.take(4 * len(self._custom_fields))  # four bits a field, drawn at once
         for field_id, kind, pool in self._custom_fields:
-            present = bits.chance(0.55)
+            present = (presence & 15) < 9  # a value in about 56% of issues, like real custom fields
+            presence >>= 4
             if field_id == SPRINT_FIELD:
                 values[field_id] = self._sprints(view) or None
             elif kind == "gh-lexo-rank":
@@ -760,7 +760,7 @@ class IssueRenderer:
             elif kind == "url":
                 values[field_id] = f"https://specs.example.com/{view.key.lower()}"
             else:
-                values[field_id] = bits.pick(pool) if pool else None
+                values[field_id] = pool[bits.take(5)] if pool else None  # pools hold 32 values
         return values
 
     def _value_pool(self, number: int, kind: str) -> tuple[Any, ...]:
@@ -854,6 +854,10 @@ _MISSING = object()
 _ESTIMATES = (None, None, 3600, 7200, 14400, 28800, 57600)
 _ENVIRONMENTS = tuple(f"Browser: Firefox {v}\nOS: Ubuntu 24.04 — ünïcødé" for v in range(100, 131))
 _COLOURS = ("Red", "Green", "Blue")
+
+
+def _created_then_id(worklog: Worklog) -> tuple[int, int]:
+    return worklog.created, worklog.id
 
 
 def issue_summary(salt: int) -> str:
