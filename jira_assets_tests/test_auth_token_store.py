@@ -1,7 +1,6 @@
 """Token stores: private, atomic, locked (file); compare-and-swap with a lease (S3 on moto)."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 import threading
@@ -155,9 +154,8 @@ def test_s3_lease_excludes_a_second_holder_until_released(s3_server, s3_bucket):
 
 
 def test_an_expired_s3_lease_of_a_dead_holder_is_taken_over(s3_server, s3_bucket):
-    dead = s3_store(s3_server, s3_bucket)
-    dead.s3.put_object(Bucket=s3_bucket, Key=dead.lock_key,
-                       Body=json.dumps({"owner": "dead", "expires_at": time.time() - 1}).encode())
+    dead = s3_store(s3_server, s3_bucket, lease_seconds=-1)  # its lease is expired the moment it is written
+    dead._acquire_lease("a process that died holding the lease")
     started = time.monotonic()
     with s3_store(s3_server, s3_bucket, lock_timeout=5).lock():
         pass

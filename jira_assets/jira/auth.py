@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import random
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -33,11 +34,12 @@ from .errors import (
     messages_from_body,
 )
 from .redact import install_log_redaction, redact, register_secret
-from .token_store import TokenSet, TokenStore
+from .token_store import LockTimeout, TokenSet, TokenStore
 
 ATLASSIAN_AUTH_URL = "https://auth.atlassian.com"
 ATLASSIAN_API_URL = "https://api.atlassian.com"
 TOKEN_TIMEOUT = (10, 30)
+LOCK_PATIENCE_SECONDS = 120.0
 
 install_log_redaction()
 
@@ -214,7 +216,9 @@ class OAuth3LO(JiraAuth):
         self.token_store = token_store
         self.initial_refresh_token = initial_refresh_token
         register_secret(initial_refresh_token)
-        self.refresh_margin_seconds = refresh_margin_seconds
+        # Each process refreshes a little earlier or later than the others (up to +50 % margin): processes that
+        # started together would otherwise all find the token stale at the same instant and queue for the lock.
+        self.refresh_margin_seconds = refresh_margin_seconds * random.uniform(1.0, 1.5)
         self.clock = clock
         self._lock = threading.Lock()  # single flight among this process's threads
         self._current: TokenSet | None = None
@@ -249,32 +253,57 @@ class OAuth3LO(JiraAuth):
             return True
 
     def _refresh_single_flight(self, rejected_access_token: str | None) -> TokenSet:
-        """Caller holds ``self._lock``. The store lock makes this single-flight across processes and machines."""
-        with self.token_store.lock():
-            stored = self.token_store.read()
-            now = self.clock()
-            if (
-                stored is not None
-                and stored.access_token
-                and stored.access_token != rejected_access_token
-                and stored.is_fresh(now, self.refresh_margin_seconds)
-            ):
-                register_secret(stored.access_token)
-                self._current = stored  # another process refreshed meanwhile: use its token, spend nothing
-                self.adoptions += 1
-                return stored
-            refresh_token = stored.refresh_token if stored is not None else self.initial_refresh_token
-            if not refresh_token:
-                raise JiraAuthError(
-                    f"no OAuth refresh token in {self.token_store.describe()}", hint=LOGIN_AGAIN
-                )
-            register_secret(refresh_token)
-            fresh = _token_set(self.endpoint.refresh(refresh_token), self.clock(), stored)
-            # Durable before use: the old refresh token is dead (or dies within the leeway) from now on.
-            self.token_store.write(fresh)
-            self.refreshes += 1
-            self._current = fresh
-            return fresh
+        """Caller holds ``self._lock``. The store lock makes this single-flight across processes and machines.
+
+        When a token goes stale, several processes notice at about the same time. One of them gets the lock and
+        refreshes. The others do not queue for the lock: they look at the store again after a growing pause and
+        adopt the new token as soon as it is written (a look at the store is cheaper than a lock attempt,
+        especially on S3).
+        """
+        deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
+        pause = 0.05
+        while True:
+            adopted = self._adopt_if_usable(self.token_store.read(), rejected_access_token)
+            if adopted is not None:
+                return adopted
+            try:
+                with self.token_store.lock(timeout=0):
+                    return self._refresh_holding_lock(rejected_access_token)
+            except LockTimeout:
+                if time.monotonic() > deadline:
+                    raise JiraAuthError(f"{self.token_store.describe()} stayed locked for "
+                                        f"{LOCK_PATIENCE_SECONDS:.0f} s; is a refresh stuck?") from None
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 1.0)
+
+    def _refresh_holding_lock(self, rejected_access_token: str | None) -> TokenSet:
+        stored = self.token_store.read()  # re-read under the lock: the holder before us may have refreshed
+        adopted = self._adopt_if_usable(stored, rejected_access_token)
+        if adopted is not None:
+            return adopted
+        refresh_token = stored.refresh_token if stored is not None else self.initial_refresh_token
+        if not refresh_token:
+            raise JiraAuthError(f"no OAuth refresh token in {self.token_store.describe()}", hint=LOGIN_AGAIN)
+        register_secret(refresh_token)
+        fresh = _token_set(self.endpoint.refresh(refresh_token), self.clock(), stored)
+        # Durable before use: the old refresh token is dead (or dies within the leeway) from now on.
+        self.token_store.write(fresh)
+        self.refreshes += 1
+        self._current = fresh
+        return fresh
+
+    def _adopt_if_usable(self, stored: TokenSet | None, rejected_access_token: str | None) -> TokenSet | None:
+        if (
+            stored is None
+            or not stored.access_token
+            or stored.access_token == rejected_access_token
+            or not stored.is_fresh(self.clock(), self.refresh_margin_seconds)
+        ):
+            return None
+        register_secret(stored.access_token)
+        self._current = stored
+        self.adoptions += 1
+        return stored
 
 
 class ClientCredentials(JiraAuth):

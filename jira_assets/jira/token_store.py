@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import socket
 import tempfile
 import time
@@ -70,7 +71,9 @@ class TokenStore(Protocol):
 
     def write(self, tokens: TokenSet) -> None: ...
 
-    def lock(self) -> contextlib.AbstractContextManager[None]: ...
+    def lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's lock; raises LockTimeout after ``timeout`` seconds (default: the store's own)."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -79,6 +82,12 @@ class TokenStoreConflict(JiraError):
     """Another writer changed the stored tokens while this one held what it thought was the lock."""
 
     kind = "Token store changed underneath"
+
+
+class LockTimeout(JiraError):
+    """The token store's lock stayed taken for the whole wait."""
+
+    kind = "Token store busy"
 
 
 class FileTokenStore:
@@ -120,15 +129,16 @@ class FileTokenStore:
         _fsync_directory(self.path.parent)  # the rename itself must survive a crash
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
         from filelock import FileLock, Timeout
 
+        wait = self.lock_timeout if timeout is None else timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file_lock = FileLock(str(self.path) + ".lock", timeout=self.lock_timeout)
+        file_lock = FileLock(str(self.path) + ".lock", timeout=wait)
         try:
-            file_lock.acquire()
+            file_lock.acquire(poll_interval=min(0.05, wait / 4 or 0.01))
         except Timeout:
-            raise ConfigError(f"could not lock {self.path}.lock within {self.lock_timeout:.0f} s") from None
+            raise LockTimeout(f"{self.path}.lock stayed locked for {wait:.2f} s") from None
         try:
             yield
         finally:
@@ -150,7 +160,8 @@ class S3TokenStore:
     Writes are compare-and-swap: ``IfMatch`` the ETag last read (or ``IfNoneMatch="*"`` when there was none), so a
     writer whose view is stale fails instead of overwriting a newer refresh token. ``lock()`` is a lease: an object
     ``<key>.lock`` created with ``IfNoneMatch="*"``; a lease older than ``lease_seconds`` (its holder died) is taken
-    over with a conditional write on its ETag, so only one waiter wins it.
+    over with a conditional write on its ETag, so only one waiter wins it, and released with a conditional delete,
+    so a holder whose lease was taken over cannot delete its successor's.
     """
 
     def __init__(
@@ -162,6 +173,8 @@ class S3TokenStore:
         lease_seconds: float = 60.0,
         lock_timeout: float = 120.0,
         poll_seconds: float = 0.05,
+        max_poll_seconds: float = 0.5,
+        settle_seconds: float = 0.05,
     ) -> None:
         self.bucket = bucket
         self.key = key
@@ -169,25 +182,39 @@ class S3TokenStore:
         self.lease_seconds = lease_seconds
         self.lock_timeout = lock_timeout
         self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+        self.settle_seconds = settle_seconds
         if s3_client_or_endpoint is None or isinstance(s3_client_or_endpoint, str):
             import boto3
 
             self.s3 = boto3.client("s3", endpoint_url=s3_client_or_endpoint)
         else:
             self.s3 = s3_client_or_endpoint
-        self._etag: str | None = None  # ETag of the version last read; None = "did not exist"
+        self._etag: str | None = None  # ETag of the version last read or written; None = "did not exist"
+        self._cached: TokenSet | None = None  # that version's content
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
     def read(self) -> TokenSet | None:
+        # A HEAD first: while nobody has refreshed, the ETag is unchanged and the body need not travel again.
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
+        except self.s3.exceptions.ClientError as exc:
+            if not _is_missing(exc):
+                raise
+            self._etag, self._cached = None, None
+            return None
+        if head["ETag"] == self._etag and self._cached is not None:
+            return self._cached
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
         except self.s3.exceptions.NoSuchKey:
-            self._etag = None
+            self._etag, self._cached = None, None
             return None
+        self._cached = TokenSet.from_json(json.loads(response["Body"].read()))
         self._etag = response["ETag"]
-        return TokenSet.from_json(json.loads(response["Body"].read()))
+        return self._cached
 
     def write(self, tokens: TokenSet) -> None:
         condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
@@ -200,69 +227,97 @@ class S3TokenStore:
                 **condition,
             )
         except self.s3.exceptions.ClientError as exc:
-            if _is_precondition_failure(exc):
+            if _is_precondition_failure(exc) or _is_conflict(exc):
                 raise TokenStoreConflict(
                     f"{self.describe()} was written by someone else since it was read; not overwriting it"
                 ) from None
             raise
-        self._etag = response["ETag"]
+        self._etag, self._cached = response["ETag"], tokens
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        etag = self._acquire_lease(owner)
+        etag = self._acquire_lease(owner, self.lock_timeout if timeout is None else timeout)
         try:
             yield
         finally:
-            self._release_lease(owner, etag)
+            self._release_lease(etag)
 
-    def _lease_body(self, owner: str) -> bytes:
-        return json.dumps({"owner": owner, "expires_at": time.time() + self.lease_seconds}).encode()
+    def _put_lease(self, owner: str, **condition: str) -> str:
+        """Write the lease object. The owner in the body makes each lease's ETag unique, which is what the
+        conditional take-over and release compare; the expiry is also in metadata so a HEAD can read it."""
+        expires_at = f"{time.time() + self.lease_seconds:.3f}"
+        response = self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self.lock_key,
+            Body=json.dumps({"owner": owner, "expires_at": expires_at}).encode(),
+            Metadata={"owner": owner, "expires-at": expires_at},
+            **condition,
+        )
+        return response["ETag"]
 
-    def _acquire_lease(self, owner: str) -> str:
-        deadline = time.monotonic() + self.lock_timeout
+    def _acquire_lease(self, owner: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        pause = self.poll_seconds
+        next_expiry_check = 0.0
         while True:
-            try:
-                response = self.s3.put_object(
-                    Bucket=self.bucket, Key=self.lock_key, Body=self._lease_body(owner), IfNoneMatch="*"
-                )
-                return response["ETag"]
-            except self.s3.exceptions.ClientError as exc:
-                if not _is_precondition_failure(exc) and not _is_conflict(exc):
-                    raise
-            taken_over = self._take_over_expired_lease(owner)
-            if taken_over:
-                return taken_over
-            if time.monotonic() > deadline:
-                raise TokenStoreConflict(f"could not take the refresh lease {self.lock_key} within "
-                                         f"{self.lock_timeout:.0f} s")
-            time.sleep(self.poll_seconds)
+            etag = self._try_create_lease(owner)
+            if etag is None and time.monotonic() >= next_expiry_check:
+                # A dead holder's lease: checked now and then, not on every poll.
+                etag = self._take_over_expired_lease(owner)
+                next_expiry_check = time.monotonic() + min(1.0, self.lease_seconds / 4)
+            if etag is not None and self._still_ours(etag):
+                return etag
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(f"the lease {self.lock_key} stayed taken for {timeout:.2f} s")
+            # Back off with jitter: many waiters polling one key would slow down the holder they wait for.
+            time.sleep(min(remaining, pause * random.uniform(0.5, 1.5)))
+            pause = min(pause * 2, self.max_poll_seconds)
+
+    def _try_create_lease(self, owner: str) -> str | None:
+        try:
+            return self._put_lease(owner, IfNoneMatch="*")
+        except self.s3.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc) or _is_conflict(exc):
+                return None
+            raise
+
+    def _still_ours(self, etag: str) -> bool:
+        """Look again after a short pause. S3 evaluates conditional writes atomically, but some S3-compatible
+        stores (moto among them) check and write in two steps, so two creators can both be told "yes"; the one
+        whose write landed last is the holder. One HEAD per acquisition is cheap insurance for a grant."""
+        time.sleep(self.settle_seconds)
+        try:
+            return self.s3.head_object(Bucket=self.bucket, Key=self.lock_key)["ETag"] == etag
+        except self.s3.exceptions.ClientError as exc:
+            if _is_missing(exc):
+                return False
+            raise
 
     def _take_over_expired_lease(self, owner: str) -> str | None:
         try:
-            current = self.s3.get_object(Bucket=self.bucket, Key=self.lock_key)
-        except self.s3.exceptions.NoSuchKey:
-            return None  # released meanwhile: the next create attempt may win
-        lease = json.loads(current["Body"].read())
-        if lease.get("expires_at", 0) > time.time():
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.lock_key)
+        except self.s3.exceptions.ClientError as exc:
+            if _is_missing(exc):
+                return None  # released meanwhile: the next create attempt may win
+            raise
+        if float(head.get("Metadata", {}).get("expires-at", "0")) > time.time():
             return None
         try:
-            response = self.s3.put_object(
-                Bucket=self.bucket, Key=self.lock_key, Body=self._lease_body(owner), IfMatch=current["ETag"]
-            )
+            return self._put_lease(owner, IfMatch=head["ETag"])
         except self.s3.exceptions.ClientError as exc:
-            if _is_precondition_failure(exc) or _is_conflict(exc):
-                return None  # another waiter took it first
+            if _is_precondition_failure(exc) or _is_conflict(exc) or _is_missing(exc):
+                return None  # another waiter took it (or it was released) first
             raise
-        return response["ETag"]
 
-    def _release_lease(self, owner: str, etag: str) -> None:
+    def _release_lease(self, etag: str) -> None:
+        """Delete the lease only if it is still ours (it may have expired and been taken over)."""
         try:
-            current = self.s3.get_object(Bucket=self.bucket, Key=self.lock_key)
-        except self.s3.exceptions.NoSuchKey:
-            return
-        if current["ETag"] == etag and json.loads(current["Body"].read()).get("owner") == owner:
-            self.s3.delete_object(Bucket=self.bucket, Key=self.lock_key)
+            self.s3.delete_object(Bucket=self.bucket, Key=self.lock_key, IfMatch=etag)
+        except self.s3.exceptions.ClientError as exc:
+            if not (_is_precondition_failure(exc) or _is_missing(exc) or _is_conflict(exc)):
+                raise
 
 
 def _error_code(exc: Any) -> str:
@@ -271,6 +326,10 @@ def _error_code(exc: Any) -> str:
 
 def _is_precondition_failure(exc: Any) -> bool:
     return _error_code(exc) in {"PreconditionFailed", "412"}
+
+
+def _is_missing(exc: Any) -> bool:
+    return _error_code(exc) in {"404", "NoSuchKey", "NotFound"}
 
 
 def _is_conflict(exc: Any) -> bool:
