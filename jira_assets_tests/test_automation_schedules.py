@@ -20,7 +20,9 @@ def definitions() -> dg.Definitions:
     return defs()
 
 
-def evaluate(definitions: dg.Definitions, schedule: dg.ScheduleDefinition, at: dt.datetime) -> list[dg.RunRequest]:
+def evaluate(
+    definitions: dg.Definitions, schedule: dg.ScheduleDefinition, at: dt.datetime
+) -> list[dg.RunRequest]:
     with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral(), scheduled_execution_time=at,
                                    repository_def=definitions.get_repository_def()) as context:
         return list(schedule.evaluate_tick(context).run_requests or [])
@@ -28,19 +30,25 @@ def evaluate(definitions: dg.Definitions, schedule: dg.ScheduleDefinition, at: d
 
 def test_the_incremental_schedule_refreshes_today_and_yesterday_every_hour(definitions):
     assert automation.jira_incremental_refresh.cron_schedule == "0 * * * *"
-    requests = evaluate(definitions, automation.jira_incremental_refresh, dt.datetime(2026, 11, 6, 0, 0, tzinfo=UTC))
+    requests = evaluate(
+        definitions, automation.jira_incremental_refresh, dt.datetime(2026, 11, 6, 0, 0, tzinfo=UTC)
+    )
     assert [r.partition_key for r in requests] == ["2026-11-05", "2026-11-06"]
     assert len({r.run_key for r in requests}) == 2
 
 
 def test_on_the_first_day_of_history_there_is_no_yesterday_to_refresh(definitions):
-    requests = evaluate(definitions, automation.jira_incremental_refresh, dt.datetime(2026, 1, 1, 5, 0, tzinfo=UTC))
+    requests = evaluate(
+        definitions, automation.jira_incremental_refresh, dt.datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    )
     assert [r.partition_key for r in requests] == ["2026-01-01"]
 
 
 def test_the_snapshot_schedule_captures_today_once_a_day(definitions):
     assert automation.jira_snapshot_refresh.cron_schedule == "0 2 * * *"
-    requests = evaluate(definitions, automation.jira_snapshot_refresh, dt.datetime(2026, 11, 6, 2, 0, tzinfo=UTC))
+    requests = evaluate(
+        definitions, automation.jira_snapshot_refresh, dt.datetime(2026, 11, 6, 2, 0, tzinfo=UTC)
+    )
     assert [r.partition_key for r in requests] == ["2026-11-06"]
 
 
@@ -70,7 +78,9 @@ def test_schedules_and_sensor_ship_stopped_and_jobs_select_by_mode(definitions):
     incremental = automation.INCREMENTAL.resolve(graph)
     assert {k.path[-1] for k in incremental} == {o.name for o in OBJECTS if o.incremental}
     snapshots = automation.SNAPSHOTS.resolve(graph)
-    assert {k.path[-1] for k in snapshots} == {o.name for o in OBJECTS if not o.incremental} | {"issue_id_census"}
+    assert {k.path[-1] for k in snapshots} == {o.name for o in OBJECTS if not o.incremental} | {
+        "issue_id_census"
+    }
 
 
 def test_raw_assets_have_freshness_policies_and_marts_follow_their_upstreams(definitions):
@@ -86,20 +96,29 @@ def test_raw_assets_have_freshness_policies_and_marts_follow_their_upstreams(def
             assert node.automation_condition == automation.MART_AUTOMATION, key
 
 
-# ---- the marts' automation condition, on a raw stand-in with a blocking check ---------------------------------
+# ---- the marts' automation condition, on a raw stand-in with a blocking check ------------------------------
 
 def automation_defs(bad: set[str]) -> dg.Definitions:
     daily = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1)
 
-    @dg.asset(key=["jira", "raw", "issues"], partitions_def=daily,
-              check_specs=[dg.AssetCheckSpec("primary_key_unique", asset=["jira", "raw", "issues"], blocking=True,
-                                             partitions_def=daily)])
+    @dg.asset(
+        key=["jira", "raw", "issues"],
+        partitions_def=daily,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "primary_key_unique", asset=["jira", "raw", "issues"], blocking=True, partitions_def=daily
+            )
+        ],
+    )
     def issues(context):
         yield dg.Output(1)
         yield dg.AssetCheckResult(check_name="primary_key_unique", passed=context.partition_key not in bad)
 
-    @dg.asset(key=["jira", "marts", "issues_current"], automation_condition=automation.MART_AUTOMATION,
-              ins={"issues": dg.AssetIn(key=["jira", "raw", "issues"], partition_mapping=dg.AllPartitionMapping())})
+    @dg.asset(
+        key=["jira", "marts", "issues_current"],
+        automation_condition=automation.MART_AUTOMATION,
+        ins={"issues": dg.AssetIn(key=["jira", "raw", "issues"], partition_mapping=dg.AllPartitionMapping())},
+    )
     def issues_current(issues):
         return 1
 

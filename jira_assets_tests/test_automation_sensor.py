@@ -1,8 +1,9 @@
 """The change sensor evaluated tick by tick against the simulator, whose clock the tests advance.
 
-Each tick gets a fresh sensor context holding only the previous tick's cursor string, which is exactly what the
-daemon does after a restart: the cursor is the only state that survives.
+Each tick gets a fresh sensor context holding only the previous tick's cursor string, which is exactly what
+the daemon does after a restart: the cursor is the only state that survives.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,9 @@ def jira(tmp_path, monkeypatch):
     from jira_assets.simulator import Simulator, SimulatorConfig
 
     start = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=3)
-    with Simulator(SimulatorConfig(seed=5, issues=40, days=2, start=start.isoformat(), frozen_clock=True)) as sim:
+    with Simulator(
+        SimulatorConfig(seed=5, issues=40, days=2, start=start.isoformat(), frozen_clock=True)
+    ) as sim:
         env = demo_environment(sim.info(), str(tmp_path / "lake"), tmp_path, "2026-01-01")
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -65,7 +68,9 @@ def test_an_issue_updated_after_the_cursor_triggers_exactly_its_partition_once(j
     sim.clock.advance(60)
     updated = sim.mutate.update_issue("10007", summary="Changed after the cursor")
     result = tick(resource, cursor)
-    assert [(r.partition_key, r.tags["jira/changed_issues"]) for r in result.run_requests] == [(day_of(updated), "1")]
+    assert [(r.partition_key, r.tags["jira/changed_issues"]) for r in result.run_requests] == [
+        (day_of(updated), "1")
+    ]
     assert result.run_requests[0].job_name in (None, "jira_issue_changes")
     assert ChangeCursor.parse(result.cursor).high_water_ms == updated
     # after a restart, with only the cursor: the same change is not requested again

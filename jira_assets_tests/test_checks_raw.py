@@ -1,8 +1,9 @@
 """The raw asset checks, each made to fail on bad data and pass on good data.
 
-A stand-in asset takes the raw asset's key and writes a hand-built table through the real Parquet IO manager; the
-real check definition then reads it back, exactly as in production.
+A stand-in asset takes the raw asset's key and writes a hand-built table through the real Parquet IO manager;
+the real check definition then reads it back, exactly as in production.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -85,7 +86,9 @@ def test_uniqueness_is_over_the_whole_composite_key():
     from jira_assets.marts.quality import duplicate_keys
 
     key = get("issue_changelogs").primary_key
-    assert duplicate_keys(changelog([("1", "10", 0), ("1", "10", 1), ("1", "11", 0)]), key).duplicated_keys == 0
+    assert (
+        duplicate_keys(changelog([("1", "10", 0), ("1", "10", 1), ("1", "11", 0)]), key).duplicated_keys == 0
+    )
     report = duplicate_keys(changelog([("1", "10", 0), ("1", "10", 0), ("2", "10", 0)]), key)
     assert (report.duplicated_keys, report.duplicate_rows, report.examples) == (1, 1, [("1", "10", 0)])
 
@@ -169,7 +172,11 @@ def test_fewer_issues_stored_than_jira_counts_for_the_window_fails_the_count_che
 
     _, checks = run(stand, table, CountingJira(site_url="https://example.atlassian.net", jira_count=3))
     count = checks["count_matches_jira"]
-    assert not count.passed and count.metadata["missing"].value == 1 and count.metadata["stored_count"].value == 2
+    assert (
+        not count.passed
+        and count.metadata["missing"].value == 1
+        and count.metadata["stored_count"].value == 2
+    )
 
 
 def test_every_raw_asset_and_the_census_have_their_checks():

@@ -1,10 +1,12 @@
-"""The marts built through Dagster from raw tables extracted from the simulator, compared with its ground truth.
+"""The marts built through Dagster from raw tables extracted from the simulator, against its ground truth.
 
-One seeded site (60 issues over 3 days) is extracted once per module: snapshots for today, incremental assets for
-every day with data, with all raw checks. Then the clock advances and the site changes (an issue moved twice in
-one day, an issue deleted, a worklog deleted), the affected partitions and the census are refreshed, and the
-marts are built. Every expected value below is computed here from `sim.truth`, not from the product's code.
+One seeded site (60 issues over 3 days) is extracted once per module: snapshots for today, incremental assets
+for every day with data, with all raw checks. Then the clock advances and the site changes (an issue moved
+twice in one day, an issue deleted, a worklog deleted), the affected partitions and the census are refreshed,
+and the marts are built. Every expected value below is computed here from `sim.truth`, not from the product's
+code.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +19,7 @@ import pytest
 
 from jira_assets.demo import demo_environment
 
+pytestmark = pytest.mark.slow  # a real server / a whole extraction, ~10-30 s
 UTC = dt.timezone.utc
 SNAPSHOTS = ("projects", "users", "workflow_statuses", "workflow_status_categories", "issue_priorities",
              "issue_resolutions", "issue_types", "issue_fields", "boards", "sprints", "issue_id_census")
@@ -89,17 +92,21 @@ def site(tmp_path_factory):
         truth = sim.truth
         issues = {int(i["id"]): i for i in truth.issues()}
         s.created = {i: parse(v["fields"]["created"]) for i, v in issues.items()}
-        # an issue with no changelog yet (the simulator re-derives generated histories from an issue's new state,
-        # so an issue with generated histories would see its past rewritten), moved twice within one day
-        s.moved = next(i for i in sorted(issues) if issues[i]["fields"]["status"]["statusCategory"]["key"] == "new"
-                       and not truth.changelog(i))
+        # an issue with no changelog yet (the simulator re-derives generated histories from an issue's new
+        # state, so an issue with generated histories would see its past rewritten), moved twice within one
+        # day
+        s.moved = next(
+            i
+            for i in sorted(issues)
+            if issues[i]["fields"]["status"]["statusCategory"]["key"] == "new" and not truth.changelog(i)
+        )
         s.moved_from = issues[s.moved]["fields"]["status"]["name"]
         sim.clock.advance(60)
         s.t1 = from_ms(sim.mutate.update_issue(s.moved, status="In Progress"))
         sim.clock.advance(90)
         s.t2 = from_ms(sim.mutate.update_issue(s.moved, status="Done"))
-        # a deleted issue last stored in an earlier partition (a partition refreshed after the deletion no longer
-        # holds it at all), and a deleted worklog of another issue
+        # a deleted issue last stored in an earlier partition (a partition refreshed after the deletion no
+        # longer holds it at all), and a deleted worklog of another issue
         s.deleted = next(i for i in sorted(issues, reverse=True)
                          if i != s.moved and parse(issues[i]["fields"]["updated"]).date() < start.date())
         sim.mutate.delete_issue(s.deleted)
@@ -159,12 +166,17 @@ def test_the_initial_status_of_an_issue_moved_twice_in_one_day_is_the_status_it_
             if r["issue_id"] == site.moved and r["field_id"] == "status"]
     assert site.t1.date() == site.t2.date()
     assert [(r["is_initial_value"], r["value"], r["changed_at"]) for r in rows] == [
-        (True, site.moved_from, site.created[site.moved]), (False, "In Progress", site.t1), (False, "Done", site.t2)]
+        (True, site.moved_from, site.created[site.moved]),
+        (False, "In Progress", site.t1),
+        (False, "Done", site.t2),
+    ]
 
 
 def test_field_history_matches_every_changelog_item_of_the_site(site):
     history = site.table("issue_field_history").to_pylist()
-    changes = Counter((r["issue_id"], r["field_id"], r["value"]) for r in history if not r["is_initial_value"])
+    changes = Counter(
+        (r["issue_id"], r["field_id"], r["value"]) for r in history if not r["is_initial_value"]
+    )
     expected: Counter = Counter()
     for issue in site.sim.truth.issues():
         for h in site.sim.truth.changelog(issue["id"]):
@@ -174,7 +186,9 @@ def test_field_history_matches_every_changelog_item_of_the_site(site):
     # the initial value of a field that changed is the `from` of its earliest change
     for issue in site.sim.truth.issues()[:15]:
         firsts: dict = {}
-        for h in sorted(site.sim.truth.changelog(issue["id"]), key=lambda h: (parse(h["created"]), int(h["id"]))):
+        for h in sorted(
+            site.sim.truth.changelog(issue["id"]), key=lambda h: (parse(h["created"]), int(h["id"]))
+        ):
             for item in h["items"]:
                 firsts.setdefault(item.get("fieldId") or item["field"], item["fromString"])
         initial = {r["field_id"]: r["value"] for r in history
@@ -197,7 +211,11 @@ def expected_timeline(site, issue: dict) -> list[tuple]:
 def test_time_in_status_matches_the_changelog_of_every_issue(site):
     rows = site.table("issue_status_transitions").to_pylist()
     for issue in site.sim.truth.issues():
-        got = [(r["status_name"], r["entered_at"], r["exited_at"]) for r in rows if r["issue_id"] == int(issue["id"])]
+        got = [
+            (r["status_name"], r["entered_at"], r["exited_at"])
+            for r in rows
+            if r["issue_id"] == int(issue["id"])
+        ]
         assert got == expected_timeline(site, issue), issue["id"]
     moved = [r for r in rows if r["issue_id"] == site.moved]
     seconds = {r["status_name"]: r["seconds_in_status"] for r in moved}
@@ -210,14 +228,18 @@ def test_time_in_status_matches_the_changelog_of_every_issue(site):
 def test_open_issues_per_project_and_status_match_the_live_issues(site):
     rows = site.table("open_issues_daily", site.open_day).to_pylist()
     got = {(r["project_key"], r["status_name"]): r["open_issues"] for r in rows}
-    expected = Counter((i["fields"]["project"]["key"], i["fields"]["status"]["name"]) for i in site.sim.truth.issues()
-                       if i["fields"]["status"]["statusCategory"]["key"] != "done")
+    expected = Counter(
+        (i["fields"]["project"]["key"], i["fields"]["status"]["name"])
+        for i in site.sim.truth.issues()
+        if i["fields"]["status"]["statusCategory"]["key"] != "done"
+    )
     assert got == dict(expected)
 
 
 def test_marts_record_column_lineage_back_to_the_raw_tables(site):
-    materialization = site.instance.get_latest_materialization_event(mart("issues_current")).asset_materialization
+    materialization = site.instance.get_latest_materialization_event(
+        mart("issues_current")
+    ).asset_materialization
     lineage = materialization.metadata["dagster/column_lineage"].value
     deps = {(d.asset_key.path[-1], d.column_name) for d in lineage.deps_by_column["status_name"]}
     assert deps == {("issues", "status_id"), ("workflow_statuses", "name"), ("issues", "status_name")}
-

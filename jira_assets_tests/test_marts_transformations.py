@@ -1,4 +1,6 @@
-"""The mart transformations on small hand-built Arrow tables: each test pins a value a wrong rule would change."""
+"""The mart transformations on small hand-built Arrow tables: each test pins a value a wrong rule would
+change."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +25,18 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def issue(id_, updated, date, *, status="10000", extracted="2026-03-10T00:00", project="100", created="2026-03-01T09:00",
-          fields=None, **extra):
+def issue(
+    id_,
+    updated,
+    date,
+    *,
+    status="10000",
+    extracted="2026-03-10T00:00",
+    project="100",
+    created="2026-03-01T09:00",
+    fields=None,
+    **extra,
+):
     row = {"id": id_, "key": f"P-{id_}", "project_id": project, "project_key": "P", "status_id": status,
            "status_name": {"10000": "To Do", "3": "In Progress", "10002": "Done"}.get(status),
            "status_category_key": None, "created": at(created), "updated": at(updated),
@@ -35,21 +47,46 @@ def issue(id_, updated, date, *, status="10000", extracted="2026-03-10T00:00", p
 
 
 def issues_table(*rows):
-    schema = pa.schema([("id", pa.int64()), ("key", pa.string()), ("project_id", pa.string()),
-                        ("project_key", pa.string()), ("status_id", pa.string()), ("status_name", pa.string()),
-                        ("status_category_key", pa.string()), ("created", TS), ("updated", TS),
-                        ("_extracted_at", TS), ("date", pa.string()), ("fields_json", pa.large_string())])
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("key", pa.string()),
+            ("project_id", pa.string()),
+            ("project_key", pa.string()),
+            ("status_id", pa.string()),
+            ("status_name", pa.string()),
+            ("status_category_key", pa.string()),
+            ("created", TS),
+            ("updated", TS),
+            ("_extracted_at", TS),
+            ("date", pa.string()),
+            ("fields_json", pa.large_string()),
+        ]
+    )
     extra = sorted({k for r in rows for k in r} - set(schema.names))
     for name in extra:
         schema = schema.append(pa.field(name, pa.string()))
     return pa.Table.from_pylist([{**{k: None for k in schema.names}, **r} for r in rows], schema=schema)
 
 
-def change(issue_id, history_id, created, field, frm, frm_s, to, to_s, *, date="2026-03-05", index=0, field_id=None):
-    return {"issue_id": str(issue_id), "history_id": str(history_id), "item_index": index,
-            "author_account_id": "acc-1", "created": at(created), "field": field, "field_id": field_id or field,
-            "field_type": "jira", "from_value": frm, "from_string": frm_s, "to_value": to, "to_string": to_s,
-            "date": date}
+def change(
+    issue_id, history_id, created, field, frm, frm_s, to, to_s, *, date="2026-03-05", index=0, field_id=None
+):
+    return {
+        "issue_id": str(issue_id),
+        "history_id": str(history_id),
+        "item_index": index,
+        "author_account_id": "acc-1",
+        "created": at(created),
+        "field": field,
+        "field_id": field_id or field,
+        "field_type": "jira",
+        "from_value": frm,
+        "from_string": frm_s,
+        "to_value": to,
+        "to_string": to_s,
+        "date": date,
+    }
 
 
 def changelog_table(*rows):
@@ -73,7 +110,7 @@ FIELDS = pa.table({
 })
 
 
-# ---- issues_current -----------------------------------------------------------------------------------------
+# ---- issues_current ----------------------------------------------------------------------------------------
 
 def test_the_current_row_of_an_issue_is_its_latest_update_across_partitions_with_todays_names():
     issues = issues_table(
@@ -102,8 +139,11 @@ def test_a_reextracted_issue_with_the_same_updated_keeps_the_later_extraction():
 
 
 def test_deleted_issues_are_not_current_and_issues_of_a_vanished_project_are_flagged():
-    issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02"), issue(2, "2026-03-02T10:00", "2026-03-02"),
-                          issue(3, "2026-03-02T10:00", "2026-03-02"))
+    issues = issues_table(
+        issue(1, "2026-03-02T10:00", "2026-03-02"),
+        issue(2, "2026-03-02T10:00", "2026-03-02"),
+        issue(3, "2026-03-02T10:00", "2026-03-02"),
+    )
     deleted = pa.table({"issue_id": [1, 3], "state": ["deleted", "no_longer_visible"]})
     out = issues_current(issues, Dimensions(), deleted)
     assert out.column("issue_id").to_pylist() == [2, 3]
@@ -111,11 +151,16 @@ def test_deleted_issues_are_not_current_and_issues_of_a_vanished_project_are_fla
 
 
 def test_the_current_sprint_is_the_active_one_named_from_the_sprint_table():
-    sprint_json = orjson.dumps([{"id": 7, "name": "S7", "state": "closed"}, {"id": 9, "name": "S9", "state": "active"},
-                                {"id": 11, "name": "S11", "state": "future"}]).decode()
+    sprint_json = orjson.dumps(
+        [
+            {"id": 7, "name": "S7", "state": "closed"},
+            {"id": 9, "name": "S9", "state": "active"},
+            {"id": 11, "name": "S11", "state": "future"},
+        ]
+    ).decode()
     issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02", sprint=sprint_json))
-    dims = Dimensions.load(issue_fields=FIELDS, sprints=pa.table({"id": [9], "name": ["Sprint nine"],
-                                                                   "state": ["active"]}))
+    sprints = pa.table({"id": [9], "name": ["Sprint nine"], "state": ["active"]})
+    dims = Dimensions.load(issue_fields=FIELDS, sprints=sprints)
     row = issues_current(issues, dims).to_pylist()[0]
     assert row["sprint_ids"] == [7, 9, 11]
     assert (row["current_sprint_id"], row["current_sprint_name"]) == (9, "Sprint nine")
@@ -125,8 +170,9 @@ def test_snapshot_dimensions_are_read_from_their_latest_capture_only():
     users = pa.table({"account_id": ["a", "a"], "display_name": ["Old Name", "New Name"],
                       "date": ["2026-03-01", "2026-03-02"]})
     issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02", creator_account_id="a"))
-    assert issues_current(issues, Dimensions.load(users=users)).column("creator_display_name").to_pylist() == [
-        "New Name"]
+    assert issues_current(issues, Dimensions.load(users=users)).column(
+        "creator_display_name"
+    ).to_pylist() == ["New Name"]
 
 
 def test_latest_versions_read_from_hive_partitions_where_an_older_file_lacks_a_column(tmp_path):
@@ -143,7 +189,7 @@ def test_latest_versions_read_from_hive_partitions_where_an_older_file_lacks_a_c
         (1, "3", "2026-03-03"), (2, "10000", "2026-03-03")]
 
 
-# ---- worklogs_current (C10) -----------------------------------------------------------------------------------
+# ---- worklogs_current (C10) --------------------------------------------------------------------------------
 
 def test_a_deleted_worklog_and_the_worklogs_of_a_deleted_issue_are_not_current():
     worklogs = pa.Table.from_pylist([
@@ -157,12 +203,14 @@ def test_a_deleted_worklog_and_the_worklogs_of_a_deleted_issue_are_not_current()
          "_extracted_at": at("2026-03-02T00:00"), "date": "2026-03-01"},
     ])
     deletions = pa.table({"worklog_id": ["100"], "updated_time": pa.array([at("2026-03-02T09:00")], TS)})
-    out = worklogs_current(worklogs, deletions, Dimensions(), pa.table({"issue_id": [20], "state": ["deleted"]}))
+    out = worklogs_current(
+        worklogs, deletions, Dimensions(), pa.table({"issue_id": [20], "state": ["deleted"]})
+    )
     assert out.select(["worklog_id", "time_spent_seconds"]).to_pylist() == [
         {"worklog_id": "101", "time_spent_seconds": 120}]
 
 
-# ---- deleted_issues -------------------------------------------------------------------------------------------
+# ---- deleted_issues ----------------------------------------------------------------------------------------
 
 def census(*ids, started="2026-03-05T00:00", date="2026-03-05"):
     return pa.table({"id": pa.array(ids, pa.int64()), "_extracted_at": pa.array([at(started)] * len(ids), TS),
@@ -182,10 +230,14 @@ def test_an_issue_missing_from_the_census_is_deleted_unless_its_project_left_the
 
 
 def test_only_the_latest_census_counts_and_no_census_means_no_deletions():
-    issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02"), issue(2, "2026-03-02T10:00", "2026-03-02"))
+    issues = issues_table(
+        issue(1, "2026-03-02T10:00", "2026-03-02"), issue(2, "2026-03-02T10:00", "2026-03-02")
+    )
     two_censuses = pa.concat_tables([census(2, date="2026-03-04"), census(1, 2, date="2026-03-05")])
     assert deleted_issues(issues, two_censuses, Dimensions()).num_rows == 0
-    assert deleted_issues(issues, census(1, date="2026-03-06"), Dimensions()).column("issue_id").to_pylist() == [2]
+    assert deleted_issues(issues, census(1, date="2026-03-06"), Dimensions()).column(
+        "issue_id"
+    ).to_pylist() == [2]
     assert deleted_issues(issues, None, Dimensions()).num_rows == 0
 
 
@@ -196,7 +248,7 @@ def test_the_census_asks_for_issues_created_before_it_began_in_the_extractors_sc
     assert jql == 'created < 1772668800000 AND project in ("ABC", 10001) AND (labels = x) ORDER BY id ASC'
 
 
-# ---- issue_field_history --------------------------------------------------------------------------------------
+# ---- issue_field_history -----------------------------------------------------------------------------------
 
 def test_the_initial_value_of_a_field_changed_twice_in_one_day_is_the_from_of_the_first_change():
     issues = issues_table(issue(1, "2026-03-05T16:00", "2026-03-05", created="2026-03-01T09:00",
@@ -211,7 +263,9 @@ def test_the_initial_value_of_a_field_changed_twice_in_one_day_is_the_from_of_th
     assert [(r["is_initial_value"], r["value_id"], r["value"]) for r in rows] == [
         (True, "3", "Medium"), (False, "2", "High"), (False, "1", "Highest")]
     assert rows[0]["changed_at"] == at("2026-03-01T09:00")
-    assert rows[0]["valid_until"] == at("2026-03-05T09:00") and rows[1]["valid_until"] == at("2026-03-05T15:00")
+    assert rows[0]["valid_until"] == at("2026-03-05T09:00") and rows[1]["valid_until"] == at(
+        "2026-03-05T15:00"
+    )
     assert [r["is_current"] for r in rows] == [False, False, True]
 
 
@@ -221,7 +275,11 @@ def test_a_field_that_never_changed_has_its_current_value_as_the_initial_value()
         "customfield_10020": [{"id": 4, "name": "S4", "state": "closed"}], "assignee": None}))
     rows = {r["field_id"]: r for r in issue_field_history(changelog_table(), issues,
                                                           Dimensions.load(issue_fields=FIELDS)).to_pylist()}
-    assert set(rows) == {"summary", "labels", "customfield_10020"}  # computed and empty fields have no history
+    assert set(rows) == {
+        "summary",
+        "labels",
+        "customfield_10020",
+    }  # computed and empty fields have no history
     assert rows["summary"]["value"] == "Fix it" and rows["summary"]["is_initial_value"]
     assert rows["labels"]["values"] == ["b", "a"] and rows["labels"]["is_multi_value"]
     assert (rows["customfield_10020"]["value_ids"], rows["customfield_10020"]["values"]) == (["4"], ["S4"])
@@ -259,11 +317,13 @@ def test_changelogs_of_an_issue_stored_in_two_partitions_are_counted_once_from_t
 def test_a_deleted_issue_has_no_field_history():
     issues = issues_table(issue(1, "2026-03-05T16:00", "2026-03-05", fields={"summary": "x"}))
     changes = changelog_table(change(1, 1, "2026-03-02T10:00", "summary", None, "a", None, "x"))
-    out = issue_field_history(changes, issues, Dimensions(), pa.table({"issue_id": [1], "state": ["deleted"]}))
+    out = issue_field_history(
+        changes, issues, Dimensions(), pa.table({"issue_id": [1], "state": ["deleted"]})
+    )
     assert out.num_rows == 0
 
 
-# ---- issue_status_transitions and open_issues_daily -------------------------------------------------------------
+# ---- issue_status_transitions and open_issues_daily --------------------------------------------------------
 
 def current(*rows):
     names = ["issue_id", "issue_key", "project_id", "project_key", "created", "status_id", "status_name",
@@ -301,7 +361,9 @@ def test_an_issue_reopened_after_done_has_no_lead_time_and_one_that_never_moved_
     )
     rows = issue_status_transitions(changes, issues, Dimensions.load(statuses=STATUSES), AS_OF).to_pylist()
     assert {r["lead_time_seconds"] for r in rows if r["issue_id"] == 1} == {None}
-    assert [(r["status_id"], r["seconds_in_status"]) for r in rows if r["issue_id"] == 2] == [("10000", 9 * 86400)]
+    assert [(r["status_id"], r["seconds_in_status"]) for r in rows if r["issue_id"] == 2] == [
+        ("10000", 9 * 86400)
+    ]
 
 
 def test_open_issues_at_the_end_of_a_day_per_project_and_status():

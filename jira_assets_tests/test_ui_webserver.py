@@ -13,13 +13,16 @@ import pytest
 
 from jira_assets.catalog import OBJECTS
 
+pytestmark = pytest.mark.slow  # a real server / a whole extraction, ~10-30 s
 ROOT = Path(__file__).resolve().parents[1]
 CANARIES = {name: f"canary-{name.lower()}-{uuid.uuid4().hex}"
             for name in ("JIRA_CLIENT_SECRET", "JIRA_REFRESH_TOKEN", "JIRA_API_TOKEN")}
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("screenshot_asset_graph", ROOT / "scripts" / "screenshot_asset_graph.py")
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_asset_graph", ROOT / "scripts" / "screenshot_asset_graph.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -34,13 +37,15 @@ ASSET_GRAPH = """{ assetNodes {
   internalFreshnessPolicy { __typename }
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
 } }"""
-RESOURCES = """query($selector: ResourceSelector!) { topLevelResourceDetailsOrError(resourceSelector: $selector) {
+RESOURCES = """query($selector: ResourceSelector!) {
+  topLevelResourceDetailsOrError(resourceSelector: $selector) {
   __typename ... on ResourceDetails { name configuredValues { key value type } }
   ... on PythonError { message } } }"""
 AUTOMATION = """query($repo: RepositorySelector!) {
   schedulesOrError(repositorySelector: $repo) { ... on Schedules { results { name cronSchedule
     scheduleState { status } } } }
-  sensorsOrError(repositorySelector: $repo) { ... on Sensors { results { name sensorState { status } } } } }"""
+  sensorsOrError(repositorySelector: $repo) {
+    ... on Sensors { results { name sensorState { status } } } } }"""
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +53,14 @@ def ui(tmp_path_factory):
     env = {**script.PLACEHOLDER_ENV, **CANARIES, "JIRA_LAKE": str(tmp_path_factory.mktemp("lake"))}
     responses: list[str] = []
     with script.webserver(env) as base_url:
-        location = script.graphql(base_url, script.LOCATIONS, raw=responses)["workspaceOrError"]["locationEntries"][0]
+        location = script.graphql(base_url, script.LOCATIONS, raw=responses)["workspaceOrError"][
+            "locationEntries"
+        ][0]
         repo = {"repositoryLocationName": location["name"], "repositoryName": "__repository__"}
         nodes = script.graphql(base_url, ASSET_GRAPH, raw=responses)["assetNodes"]
-        jira = script.graphql(base_url, RESOURCES, {"selector": {**repo, "resourceName": "jira"}}, raw=responses)
+        jira = script.graphql(
+            base_url, RESOURCES, {"selector": {**repo, "resourceName": "jira"}}, raw=responses
+        )
         automation = script.graphql(base_url, AUTOMATION, {"repo": repo}, raw=responses)
     yield {"nodes": {"/".join(n["assetKey"]["path"]): n for n in nodes},
            "jira": jira["topLevelResourceDetailsOrError"], "automation": automation, "responses": responses}
@@ -73,11 +82,24 @@ def test_the_marts_and_their_lineage_edges_are_drawn(ui):
         return {"/".join(d["path"]) for d in nodes[key]["dependencyKeys"]}
 
     marts = {k for k, n in nodes.items() if n["groupName"] == "jira_marts"}
-    assert marts == {f"jira/marts/{n}" for n in ("issues_current", "issue_field_history", "issue_status_transitions",
-                                                  "deleted_issues", "open_issues_daily", "worklogs_current")}
+    assert marts == {
+        f"jira/marts/{n}"
+        for n in (
+            "issues_current",
+            "issue_field_history",
+            "issue_status_transitions",
+            "deleted_issues",
+            "open_issues_daily",
+            "worklogs_current",
+        )
+    }
     assert {"jira/raw/issues", "jira/marts/deleted_issues", "jira/raw/workflow_statuses", "jira/raw/users",
             "jira/raw/sprints"} <= deps("jira/marts/issues_current")
-    assert deps("jira/marts/deleted_issues") == {"jira/raw/issues", "jira/raw/issue_id_census", "jira/raw/projects"}
+    assert deps("jira/marts/deleted_issues") == {
+        "jira/raw/issues",
+        "jira/raw/issue_id_census",
+        "jira/raw/projects",
+    }
     assert "jira/raw/worklog_deletions" in deps("jira/marts/worklogs_current")
     assert "jira/marts/issues_current" in deps("jira/marts/issue_status_transitions")
     assert deps("jira/marts/open_issues_daily") == {"jira/marts/issue_status_transitions"}
@@ -90,7 +112,9 @@ def test_the_marts_and_their_lineage_edges_are_drawn(ui):
 
 
 def test_checks_are_listed_with_their_blocking_flags(ui):
-    checks = {c["name"]: c["blocking"] for c in ui["nodes"]["jira/raw/issues"]["assetChecksOrError"]["checks"]}
+    checks = {
+        c["name"]: c["blocking"] for c in ui["nodes"]["jira/raw/issues"]["assetChecksOrError"]["checks"]
+    }
     assert checks == {"primary_key_unique": True, "primary_key_not_null": True, "schema_unchanged": False,
                       "count_matches_jira": False}
     singleton = {c["name"] for c in ui["nodes"]["jira/raw/server_info"]["assetChecksOrError"]["checks"]}

@@ -3,11 +3,12 @@
 
     python scripts/screenshot_asset_graph.py [--out docs/asset-graph.png] [--group jira_marts]
 
-It starts `dagster-webserver` on 127.0.0.1 with the project's definitions and placeholder settings (no Jira site,
-no AWS account, no secret), waits until the code location has loaded, points Debian's `chromium` at the asset
-graph and writes the PNG. The server is stopped by killing its process group. `webserver()` is reused by the UI
-test (jira_assets_tests/test_ui_webserver.py).
+It starts `dagster-webserver` on 127.0.0.1 with the project's definitions and placeholder settings (no Jira
+site, no AWS account, no secret), waits until the code location has loaded, points Debian's `chromium` at the
+asset graph and writes the PNG. The server is stopped by killing its process group. `webserver()` is reused by
+the UI test (jira_assets_tests/test_ui_webserver.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,9 @@ def free_port() -> int:
 def graphql(base_url: str, query: str, variables: Optional[dict] = None, raw: Optional[list] = None) -> dict:
     """POST a GraphQL query; the raw response text is appended to `raw` when given."""
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         text = response.read().decode()
     if raw is not None:
@@ -89,7 +92,9 @@ def webserver(env: Optional[dict] = None, timeout: float = 180.0) -> Iterator[st
         yield base_url
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # SIGTERM is ignored when started from a non-interactive shell
+            os.killpg(
+                process.pid, signal.SIGKILL
+            )  # SIGTERM is ignored when started from a non-interactive shell
         process.wait(timeout=30)
         log.close()
         shutil.rmtree(home, ignore_errors=True)
@@ -99,7 +104,9 @@ def _wait_until_loaded(base_url: str, process: subprocess.Popen, log_path: Path,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster-webserver exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"dagster-webserver exited ({process.returncode}):\n{log_path.read_text()[-3000:]}"
+            )
         try:
             entries = graphql(base_url, LOCATIONS)["workspaceOrError"]["locationEntries"]
         except (urllib.error.URLError, ConnectionError, RuntimeError, KeyError, TypeError):
@@ -112,7 +119,9 @@ def _wait_until_loaded(base_url: str, process: subprocess.Popen, log_path: Path,
                 raise RuntimeError(f"the code location failed to load: {errors[0]['message']}")
             return
         time.sleep(0.5)
-    raise TimeoutError(f"dagster-webserver did not load within {timeout:.0f}s:\n{log_path.read_text()[-3000:]}")
+    raise TimeoutError(
+        f"dagster-webserver did not load within {timeout:.0f}s:\n{log_path.read_text()[-3000:]}"
+    )
 
 
 def chromium() -> str:
@@ -135,13 +144,16 @@ def screenshot(url: str, out: Path) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"PNG to write (default {DEFAULT_OUT})")
-    parser.add_argument("--group", default="jira_marts",
-                        help="asset group whose lineage to capture, with its upstream tables (default jira_marts)")
+    parser.add_argument(
+        "--group",
+        default="jira_marts",
+        help="asset group whose lineage to capture, with its upstream tables (default jira_marts)",
+    )
     args = parser.parse_args(argv)
     with webserver() as base_url:
         location = graphql(base_url, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
-        # The global lineage page collapses groups into two boxes; a group's page draws every asset of the group
-        # as a card (kinds, checks, automation) with links to the raw tables it reads.
+        # The global lineage page collapses groups into two boxes; a group's page draws every asset of the
+        # group as a card (kinds, checks, automation) with links to the raw tables it reads.
         screenshot(f"{base_url}/locations/{location}/asset-groups/{args.group}", args.out)
     print(f"wrote {args.out}")
     return 0

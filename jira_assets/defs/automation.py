@@ -4,16 +4,17 @@ Everything ships switched off (`DefaultScheduleStatus.STOPPED` / `DefaultSensorS
 the UI (Automation tab) or with `dagster schedule start` / `dagster sensor start`. Intervals come from the
 environment so a deployment can change them without code:
 
-| variable                            | default       | what                                                 |
-|-------------------------------------|---------------|------------------------------------------------------|
-| `JIRA_REFRESH_CRON`                 | `0 * * * *`   | incremental assets: today's and yesterday's partition |
-| `JIRA_SNAPSHOT_CRON`                | `0 2 * * *`   | snapshot assets (and the issue id census): today      |
-| `JIRA_CHANGE_SENSOR_SECONDS`        | `300`         | how often the change sensor asks Jira                 |
-| `JIRA_CHANGE_SENSOR_PAGE_SIZE`      | `100`         | ids per page of the sensor's id-only search           |
+| variable                       | default     | what                                                    |
+|--------------------------------|-------------|---------------------------------------------------------|
+| `JIRA_REFRESH_CRON`            | `0 * * * *` | incremental assets: today's and yesterday's partition   |
+| `JIRA_SNAPSHOT_CRON`           | `0 2 * * *` | snapshot assets (and the issue id census): today        |
+| `JIRA_CHANGE_SENSOR_SECONDS`   | `300`       | how often the change sensor asks Jira                   |
+| `JIRA_CHANGE_SENSOR_PAGE_SIZE` | `100`       | ids per page of the sensor's id-only search             |
 
 Downstream marts follow their upstreams through declarative automation (`MART_AUTOMATION`), evaluated by the
 `default_automation_condition_sensor`, which must also be switched on.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,11 +64,11 @@ def _env_int(name: str, default: int) -> int:
     return number
 
 
-# ---- declarative automation for the marts -------------------------------------------------------------------
+# ---- declarative automation for the marts ------------------------------------------------------------------
 
-# `eager()` waits for *every* upstream partition to exist; raw tables read with AllPartitionMapping always miss
-# most days, so that wait is dropped. Marts also hold while any upstream partition has a failed blocking check:
-# the bad partition is stored (the check runs after the write) and must not flow into the marts.
+# `eager()` waits for *every* upstream partition to exist; raw tables read with AllPartitionMapping always
+# miss most days, so that wait is dropped. Marts also hold while any upstream partition has a failed blocking
+# check: the bad partition is stored (the check runs after the write) and must not flow into the marts.
 MART_AUTOMATION = (
     dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
     & ~dg.AutomationCondition.any_deps_match(
@@ -76,7 +77,7 @@ MART_AUTOMATION = (
 ).with_label("eager, tolerating missing upstream partitions, held by failed blocking checks")
 
 
-# ---- freshness policies for the raw assets -------------------------------------------------------------------
+# ---- freshness policies for the raw assets -----------------------------------------------------------------
 
 INCREMENTAL_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=4),
                                                        warn_window=dt.timedelta(hours=2))
@@ -90,21 +91,28 @@ def _freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def with_freshness(assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """Raw assets with a time-window freshness policy: incremental ones fail after 4 h, snapshots after 50 h."""
+    """Raw assets with a time-window freshness policy: incremental ones fail after 4 h, snapshots after 50 h.
+    """
     return list(dg.map_asset_specs(_freshness, list(assets)))
 
 
-# ---- jobs and schedules ---------------------------------------------------------------------------------------
+# ---- jobs and schedules ------------------------------------------------------------------------------------
 
 incremental_job = dg.define_asset_job(
-    "jira_incremental", selection=INCREMENTAL,
-    description="Incremental raw assets (issues and their children, worklogs, deletions, audit) for one UTC day.")
+    "jira_incremental",
+    selection=INCREMENTAL,
+    description="Incremental raw assets (issues and their children, worklogs, deletions, audit) for one UTC "
+                "day.",
+)
 snapshot_job = dg.define_asset_job(
     "jira_snapshots", selection=SNAPSHOTS,
     description="Snapshot raw assets (projects, users, fields, ...) and the issue id census, captured today.")
 issue_changes_job = dg.define_asset_job(
-    "jira_issue_changes", selection=ISSUE_FAMILY,
-    description="Issues, their comments, changelogs and worklogs for the UTC days the change sensor saw change.")
+    "jira_issue_changes",
+    selection=ISSUE_FAMILY,
+    description="Issues, their comments, changelogs and worklogs for the UTC days the change sensor saw "
+                "change.",
+)
 
 
 def _partition_exists(key: str, at: dt.datetime) -> bool:
@@ -143,10 +151,14 @@ def jira_snapshot_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunR
     today = at.date().isoformat()
     if not _partition_exists(today, at):
         return []
-    return [dg.RunRequest(run_key=f"{today}@{at.isoformat()}", partition_key=today, tags={"jira/trigger": "schedule"})]
+    return [
+        dg.RunRequest(
+            run_key=f"{today}@{at.isoformat()}", partition_key=today, tags={"jira/trigger": "schedule"}
+        )
+    ]
 
 
-# ---- the change sensor -----------------------------------------------------------------------------------------
+# ---- the change sensor -------------------------------------------------------------------------------------
 
 @dataclass
 class ChangeCursor:
@@ -181,18 +193,22 @@ def _changed_since(client, since_ms: int, page_size: int) -> Iterable[tuple[str,
 
 
 @dg.sensor(
-    name="jira_issue_changes", job=issue_changes_job,
+    name="jira_issue_changes",
+    job=issue_changes_job,
     minimum_interval_seconds=_env_int("JIRA_CHANGE_SENSOR_SECONDS", DEFAULT_SENSOR_SECONDS),
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Asks Jira cheaply (an id-only search for `updated` after its cursor) whether any issue changed, "
-    "and requests runs only for the UTC days those issues were updated in. Its cursor survives restarts.",
+    description="Asks Jira cheaply (an id-only search for `updated` after its cursor) whether any issue "
+    "changed, and requests runs only for the UTC days those issues were updated in. Its cursor survives "
+    "restarts.",
 )
 def jira_issue_changes(context: dg.SensorEvaluationContext, jira: JiraCloudResource) -> dg.SensorResult:
     client = jira.get_client()
     cursor = ChangeCursor.parse(context.cursor)
     if cursor is None:  # first tick: start from Jira's own clock, never from ours
         server_time = (client.get_json(SERVER_INFO_PATH) or {}).get("serverTime")
-        start = ChangeCursor(to_epoch_ms(server_time) if server_time else to_epoch_ms(dt.datetime.now(UTC).isoformat()))
+        start = ChangeCursor(
+            to_epoch_ms(server_time) if server_time else to_epoch_ms(dt.datetime.now(UTC).isoformat())
+        )
         return dg.SensorResult(cursor=start.dump(), skip_reason="cursor initialised at Jira's current time")
     page_size = _env_int("JIRA_CHANGE_SENSOR_PAGE_SIZE", DEFAULT_SENSOR_PAGE_SIZE)
     since = cursor.high_water_ms - SENSOR_LOOKBACK_MS
@@ -212,10 +228,17 @@ def jira_issue_changes(context: dg.SensorEvaluationContext, jira: JiraCloudResou
     requests = []
     for day, ids in sorted(by_day.items()):
         if not _partition_exists(day, max(now, dt.datetime.fromtimestamp(high_water / 1000, tz=UTC))):
-            context.log.warning(f"{len(ids)} issue(s) changed on {day}, outside the partitions; not requested")
+            context.log.warning(
+                f"{len(ids)} issue(s) changed on {day}, outside the partitions; not requested"
+            )
             continue
-        requests.append(dg.RunRequest(run_key=f"issue-changes:{day}:{high_water}", partition_key=day,
-                                      tags={"jira/trigger": "change-sensor", "jira/changed_issues": str(len(ids))}))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"issue-changes:{day}:{high_water}",
+                partition_key=day,
+                tags={"jira/trigger": "change-sensor", "jira/changed_issues": str(len(ids))},
+            )
+        )
     context.log.info(f"{len(new)} changed issue(s) on {', '.join(sorted(by_day))}")
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 

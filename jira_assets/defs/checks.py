@@ -1,12 +1,12 @@
 """Asset checks on every raw asset, one step per asset (all its checks read the partition once).
 
-| check                 | severity | blocking | fails when                                                               |
-|-----------------------|----------|----------|--------------------------------------------------------------------------|
-| `primary_key_unique`  | ERROR    | yes      | a primary key is stored twice in the partition (`single_row` for objects |
-|                       |          |          | without a key: more than one row)                                        |
-| `primary_key_not_null`| ERROR    | yes      | a primary-key column is null or missing                                  |
-| `schema_unchanged`    | WARN     | no       | a column was added, removed or retyped since the previous materialization |
-| `count_matches_jira`  | ERROR    | no       | (issues) fewer issues stored than Jira counts for the same window        |
+| check                  | severity | blocking | fails when                                                  |
+|------------------------|----------|----------|-------------------------------------------------------------|
+| `primary_key_unique`   | ERROR    | yes      | a primary key is stored twice in the partition              |
+| `single_row`           | ERROR    | yes      | (objects without a key) more than one row                   |
+| `primary_key_not_null` | ERROR    | yes      | a primary-key column is null or missing                     |
+| `schema_unchanged`     | WARN     | no       | a column added, removed or retyped since the previous write |
+| `count_matches_jira`   | ERROR    | no       | (issues) fewer stored than Jira counts for the window       |
 
 Blocking checks stop downstream steps of the same run, and the marts' automation condition holds them while a
 blocking check of any upstream partition is failing (see `automation.py`). The count check is not blocking:
@@ -54,9 +54,9 @@ _DESCRIPTIONS = {
     UNIQUE: "Every primary key ({key}) appears once in the partition.",
     SINGLE_ROW: "The object is a singleton: at most one row per capture.",
     NOT_NULL: "No primary-key column ({key}) is null.",
-    SCHEMA: "No column was added, removed or retyped since the previous materialization (reported as a warning).",
-    COUNT: "As many issues are stored as Jira's approximate count for the same JQL window, bounded by the time "
-           "the extraction began (issues updated since then have moved to a later window).",
+    SCHEMA: "No column was added, removed or retyped since the previous materialization (a warning).",
+    COUNT: "As many issues are stored as Jira's approximate count for the same JQL window, bounded by the "
+    "time the extraction began (issues updated since then have moved to a later window).",
 }
 _BLOCKING = {UNIQUE, SINGLE_ROW, NOT_NULL}
 
@@ -68,13 +68,18 @@ def _specs(obj: JiraObject) -> list[dg.AssetCheckSpec]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
-            dg.AssetCheckSpec(name, asset=raw_key(obj.name), blocking=name in _BLOCKING, partitions_def=partitions,
-                              description=_DESCRIPTIONS[name].format(key=", ".join(obj.primary_key)))
+            dg.AssetCheckSpec(
+                name,
+                asset=raw_key(obj.name),
+                blocking=name in _BLOCKING,
+                partitions_def=partitions,
+                description=_DESCRIPTIONS[name].format(key=", ".join(obj.primary_key)),
+            )
             for name in check_names(obj)
         ]
 
 
-# ---- the checks themselves (each returns one AssetCheckResult) ---------------------------------------------------
+# ---- the checks themselves (each returns one AssetCheckResult) ---------------------------------------------
 
 def _unique(obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
     report = quality.duplicate_keys(data, obj.primary_key)
@@ -111,10 +116,15 @@ def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, data: ds.Da
     changes = quality.schema_changes(previous, current)
     changed = quality.any_change(changes)
     return dg.AssetCheckResult(
-        check_name=SCHEMA, passed=not changed, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"added": dg.MetadataValue.json(changes["added"]), "removed": dg.MetadataValue.json(changes["removed"]),
-                  "type_changed": dg.MetadataValue.json(changes["type_changed"]),
-                  "compared_with_previous": previous is not None},
+        check_name=SCHEMA,
+        passed=not changed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "added": dg.MetadataValue.json(changes["added"]),
+            "removed": dg.MetadataValue.json(changes["removed"]),
+            "type_changed": dg.MetadataValue.json(changes["type_changed"]),
+            "compared_with_previous": previous is not None,
+        },
         description=None if not changed else _describe(changes),
     )
 
@@ -145,12 +155,18 @@ def _materialized_schemas(context: dg.AssetCheckExecutionContext,
 
 
 def _schema_metadata(record: Any) -> Optional[dict]:
-    value = record.asset_materialization.metadata.get("dagster/column_schema") if record.asset_materialization else None
+    value = (
+        record.asset_materialization.metadata.get("dagster/column_schema")
+        if record.asset_materialization
+        else None
+    )
     schema = getattr(value, "schema", None)
     return None if schema is None else {c.name: c.type for c in schema.columns}
 
 
-def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data: ds.Dataset) -> dg.AssetCheckResult:
+def _count(
+    context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data: ds.Dataset
+) -> dg.AssetCheckResult:
     """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start))."""
     start, end = context.partition_time_window
     extracted = pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
@@ -164,13 +180,21 @@ def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data
     jql = issue_jql(Window(start, upper), settings).split(" ORDER BY ")[0]
     answer = jira.get_client().post_json(APPROXIMATE_COUNT_PATH, {"jql": jql}) or {}
     jira_count = int(answer.get("count", 0))
-    stored = data.count_rows(filter=ds.field("updated") < pa.scalar(upper, type=TS)) if data.count_rows() else 0
+    stored = (
+        data.count_rows(filter=ds.field("updated") < pa.scalar(upper, type=TS)) if data.count_rows() else 0
+    )
     metadata.update({"jql": jql, "jira_count": jira_count, "stored_count": stored,
                      "missing": max(0, jira_count - stored)})
     return dg.AssetCheckResult(
-        check_name=COUNT, passed=stored >= jira_count, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
-        description=None if stored >= jira_count else
-        f"Jira counts {jira_count} issues for {jql!r} but only {stored} are stored",
+        check_name=COUNT,
+        passed=stored >= jira_count,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=(
+            None
+            if stored >= jira_count
+            else f"Jira counts {jira_count} issues for {jql!r} but only {stored} are stored"
+        ),
     )
 
 

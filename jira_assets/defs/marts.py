@@ -1,7 +1,7 @@
 """Downstream analyst tables (group `jira_marts`) and the raw-ish issue id census they need.
 
-Thin wiring only: the transformations live in `jira_assets.marts` (pure pyarrow). Raw tables come in through the
-Parquet IO manager as lazy datasets over every partition written so far (`AllPartitionMapping`, missing
+Thin wiring only: the transformations live in `jira_assets.marts` (pure pyarrow). Raw tables come in through
+the Parquet IO manager as lazy datasets over every partition written so far (`AllPartitionMapping`, missing
 partitions skipped); snapshot dimensions are read at their latest capture. Marts refresh themselves through
 declarative automation (see `automation.py`) once the daemon's automation sensor is on.
 """
@@ -62,7 +62,9 @@ def _dimensions(inputs: Mapping[str, Any]) -> Dimensions:
     return Dimensions.load(**{name: inputs[name] for name in DIMENSION_TABLES if name in inputs})
 
 
-def column_lineage(spec: Mapping[str, list[tuple[str, str, str]]], columns: list[str]) -> dg.TableColumnLineage:
+def column_lineage(
+    spec: Mapping[str, list[tuple[str, str, str]]], columns: list[str]
+) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column={
         column: [dg.TableColumnDep(asset_key=_layer_key(layer, name), column_name=source)
                  for layer, name, source in spec[column]]
@@ -85,19 +87,32 @@ def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa
     )
 
 
-# ---- the census (raw-ish: it calls Jira, so it sits with the raw assets and shares their pool) --------------
+# ---- the census (raw-ish: it calls Jira, so it sits with the raw assets and shares their pool) -------------
+
 
 @dg.asset(
-    name=CENSUS, key_prefix=RAW_PREFIX, group_name=RAW_GROUP, kinds={"jira", "parquet", "s3"},
-    owners=["team:data-eng"], tags={"jira/mode": "snapshot"}, partitions_def=snapshot_partitions,
-    io_manager_key="parquet_io_manager", pool=POOL, code_version="1", backfill_policy=BACKFILL_POLICY,
+    name=CENSUS,
+    key_prefix=RAW_PREFIX,
+    group_name=RAW_GROUP,
+    kinds={"jira", "parquet", "s3"},
+    owners=["team:data-eng"],
+    tags={"jira/mode": "snapshot"},
+    partitions_def=snapshot_partitions,
+    io_manager_key="parquet_io_manager",
+    pool=POOL,
+    code_version="1",
+    backfill_policy=BACKFILL_POLICY,
     description=(
         "Issue id census: every issue id in scope, from an id-only `GET /rest/api/2/search/jql` (fields=id, "
-        "5000 a page). Compared with the stored issues it reveals deletions, which incremental reads never see "
-        "(C10). Snapshot: one partition per capture date; only today's state can be fetched."
+        "5000 a page). Compared with the stored issues it reveals deletions, which incremental reads never "
+        "see (C10). Snapshot: one partition per capture date; only today's state can be fetched."
     ),
-    metadata={"jira/endpoint": census_mart.SEARCH_PATH, "jira/primary_key": "id", "jira/mode": "snapshot",
-              "dagster/column_schema": table_schema(census_mart.CENSUS_SCHEMA)},
+    metadata={
+        "jira/endpoint": census_mart.SEARCH_PATH,
+        "jira/primary_key": "id",
+        "jira/mode": "snapshot",
+        "dagster/column_schema": table_schema(census_mart.CENSUS_SCHEMA),
+    },
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
 )
 def issue_id_census(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> RecordBatchStream:
@@ -105,13 +120,16 @@ def issue_id_census(context: dg.AssetExecutionContext, jira: JiraCloudResource) 
     return census_mart.census_stream(jira.get_client(), jira.extract_settings())
 
 
-# ---- marts ---------------------------------------------------------------------------------------------------
+# ---- marts -------------------------------------------------------------------------------------------------
 
-@_mart("deleted_issues",
-       "Stored issues the latest id census no longer returns: `deleted`, or `no_longer_visible` when their project "
-       "left the project roster (C10).",
-       {"issues": raw_input("issues"), "census": raw_input(CENSUS), **_dimension_inputs("projects")},
-       schema=census_mart.DELETED_ISSUES_SCHEMA)
+
+@_mart(
+    "deleted_issues",
+    "Stored issues the latest id census no longer returns: `deleted`, or `no_longer_visible` when their "
+    "project left the project roster (C10).",
+    {"issues": raw_input("issues"), "census": raw_input(CENSUS), **_dimension_inputs("projects")},
+    schema=census_mart.DELETED_ISSUES_SCHEMA,
+)
 def deleted_issues(context: dg.AssetExecutionContext, issues: ds.Dataset, census: ds.Dataset,
                    projects: ds.Dataset) -> dg.Output:
     table = census_mart.deleted_issues(issues, census, Dimensions.load(projects=projects))
@@ -121,36 +139,53 @@ def deleted_issues(context: dg.AssetExecutionContext, issues: ds.Dataset, census
                       "jira/no_longer_visible": states.count(issues_mart.NO_LONGER_VISIBLE)})
 
 
-@_mart("issues_current",
-       "One row per issue at its latest `updated` across partitions, deleted issues left out (C10), with readable "
-       "names: status and status category, priority, resolution, issue type, project, assignee/reporter/creator "
-       "display names and sprints. Issues of a project that left the roster are kept with "
-       "visibility=no_longer_visible.",
-       {"issues": raw_input("issues"), "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")),
-        **_dimension_inputs(*DIMENSION_TABLES)})
+@_mart(
+    "issues_current",
+    "One row per issue at its latest `updated` across partitions, deleted issues left out (C10), with "
+    "readable names: status and status category, priority, resolution, issue type, project, "
+    "assignee/reporter/creator display names and sprints. Issues of a project that left the roster are kept "
+    "with visibility=no_longer_visible.",
+    {
+        "issues": raw_input("issues"),
+        "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")),
+        **_dimension_inputs(*DIMENSION_TABLES),
+    },
+)
 def issues_current(context: dg.AssetExecutionContext, issues: ds.Dataset, deleted_issues: ds.Dataset,
                    **dimensions: ds.Dataset) -> dg.Output:
     table = issues_mart.issues_current(issues, _dimensions(dimensions), deleted_issues)
     return _output(table, issues_mart.issues_current_lineage(table.column_names))
 
 
-@_mart("worklogs_current",
-       "The newest version of every worklog, without worklogs listed by /worklog/deleted or belonging to deleted "
-       "issues (C10).",
-       {"worklogs": raw_input("issue_worklogs"), "deletions": raw_input("worklog_deletions"),
-        "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")), **_dimension_inputs("users")})
+@_mart(
+    "worklogs_current",
+    "The newest version of every worklog, without worklogs listed by /worklog/deleted or belonging to "
+    "deleted issues (C10).",
+    {
+        "worklogs": raw_input("issue_worklogs"),
+        "deletions": raw_input("worklog_deletions"),
+        "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")),
+        **_dimension_inputs("users"),
+    },
+)
 def worklogs_current(context: dg.AssetExecutionContext, worklogs: ds.Dataset, deletions: ds.Dataset,
                      deleted_issues: ds.Dataset, users: ds.Dataset) -> dg.Output:
     table = issues_mart.worklogs_current(worklogs, deletions, Dimensions.load(users=users), deleted_issues)
     return _output(table, issues_mart.WORKLOGS_CURRENT_LINEAGE)
 
 
-@_mart("issue_field_history",
-       "One row per field value change from the complete changelog, plus each field's initial value at creation "
-       "(Fivetran dbt_jira parity). Multi-value fields also carry the whole set after each change.",
-       {"changelogs": raw_input("issue_changelogs"), "issues": raw_input("issues"),
-        "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")), **_dimension_inputs("issue_fields")},
-       schema=history_mart.FIELD_HISTORY_SCHEMA)
+@_mart(
+    "issue_field_history",
+    "One row per field value change from the complete changelog, plus each field's initial value at creation "
+    "(Fivetran dbt_jira parity). Multi-value fields also carry the whole set after each change.",
+    {
+        "changelogs": raw_input("issue_changelogs"),
+        "issues": raw_input("issues"),
+        "deleted_issues": dg.AssetIn(key=mart_key("deleted_issues")),
+        **_dimension_inputs("issue_fields"),
+    },
+    schema=history_mart.FIELD_HISTORY_SCHEMA,
+)
 def issue_field_history(context: dg.AssetExecutionContext, changelogs: ds.Dataset, issues: ds.Dataset,
                         deleted_issues: ds.Dataset, issue_fields: ds.Dataset) -> dg.Output:
     table = history_mart.issue_field_history(changelogs, issues, Dimensions.load(issue_fields=issue_fields),
@@ -158,16 +193,23 @@ def issue_field_history(context: dg.AssetExecutionContext, changelogs: ds.Datase
     return _output(table, history_mart.FIELD_HISTORY_LINEAGE)
 
 
-@_mart("issue_status_transitions",
-       "Every status an issue has been in, when it entered and left, the seconds spent there (open visits counted "
-       "to the run time), and the issue's lead time (created -> done) and cycle time (in progress -> done).",
-       {"changelogs": raw_input("issue_changelogs"), "issues_current": dg.AssetIn(key=mart_key("issues_current")),
-        **_dimension_inputs("statuses")},
-       schema=transitions_mart.TRANSITIONS_SCHEMA)
+@_mart(
+    "issue_status_transitions",
+    "Every status an issue has been in, when it entered and left, the seconds spent there (open visits "
+    "counted to the run time), and the issue's lead time (created -> done) and cycle time (in progress -> "
+    "done).",
+    {
+        "changelogs": raw_input("issue_changelogs"),
+        "issues_current": dg.AssetIn(key=mart_key("issues_current")),
+        **_dimension_inputs("statuses"),
+    },
+    schema=transitions_mart.TRANSITIONS_SCHEMA,
+)
 def issue_status_transitions(context: dg.AssetExecutionContext, changelogs: ds.Dataset,
                              issues_current: ds.Dataset, statuses: ds.Dataset) -> dg.Output:
-    table = transitions_mart.issue_status_transitions(changelogs, issues_current, Dimensions.load(statuses=statuses),
-                                                      dt.datetime.now(dt.timezone.utc))
+    table = transitions_mart.issue_status_transitions(
+        changelogs, issues_current, Dimensions.load(statuses=statuses), dt.datetime.now(dt.timezone.utc)
+    )
     return _output(table, transitions_mart.TRANSITIONS_LINEAGE)
 
 

@@ -6,10 +6,11 @@ compare that list with the issues we stored. An issue we stored that the census 
 deleted, or no longer visible to us: when its project is missing from the latest project roster (the project
 was deleted, archived or our access to it was removed) we say "no_longer_visible", otherwise "deleted".
 
-Only issues created before the census started are compared, so an issue created while the census ran (or after)
-is never mistaken for a deleted one. The census is bounded by `created`, not `updated`, because an issue updated
-while the census pages are read must still be counted.
+Only issues created before the census started are compared, so an issue created while the census ran (or
+after) is never mistaken for a deleted one. The census is bounded by `created`, not `updated`, because an
+issue updated while the census pages are read must still be counted.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,13 +33,20 @@ CENSUS_PAGE_SIZE = 5000  # Jira's maximum when only ids are requested
 CENSUS_COLUMNS = (C("id", INT), C("key", STR_TYPE))
 CENSUS_SCHEMA = RecordConverter(CENSUS_COLUMNS, keep_raw=False).schema
 CENSUS_OBJECT = JiraObject(
-    "issue_id_census", "Issue id census", SEARCH_PATH, TokenPages("issues", CENSUS_PAGE_SIZE, method="GET"), ("id",),
-    CENSUS_COLUMNS, appflow=False, description="Every issue id in scope (id-only search), to detect deletions.",
+    "issue_id_census",
+    "Issue id census",
+    SEARCH_PATH,
+    TokenPages("issues", CENSUS_PAGE_SIZE, method="GET"),
+    ("id",),
+    CENSUS_COLUMNS,
+    appflow=False,
+    description="Every issue id in scope (id-only search), to detect deletions.",
 )
 
 
 def census_jql(started_ms: int, settings: ExtractSettings = ExtractSettings()) -> str:
-    """Every issue in the extractor's scope (the same project list and filter) created before the census began."""
+    """Every issue in the extractor's scope (the same project list and filter) created before the census
+    began."""
     clauses = [f"created < {started_ms}", *scope_clauses(settings)]  # bounded, as /search/jql requires
     return " AND ".join(clauses) + " ORDER BY id ASC"
 
@@ -59,24 +67,34 @@ def census_stream(client: Any, settings: ExtractSettings = ExtractSettings(), *,
             yield page
 
     def metadata() -> dict:
-        return {"jira/census_jql": jql, "jira/census_started_at": started.isoformat(), "jira/pages": pages_read,
-                **converter.metadata()}
+        return {
+            "jira/census_jql": jql,
+            "jira/census_started_at": started.isoformat(),
+            "jira/pages": pages_read,
+            **converter.metadata(),
+        }
 
     return RecordBatchStream(converter.schema, converter.batches(pages()), metadata=metadata)
 
 
-DELETED_ISSUES_SCHEMA = pa.schema([
-    pa.field("issue_id", pa.int64()),
-    pa.field("issue_key", STR),
-    pa.field("project_id", STR),
-    pa.field("project_key", STR),
-    pa.field("state", STR, metadata={"description": "deleted, or no_longer_visible (its project left the roster)"}),
-    pa.field("created", TS),
-    pa.field("last_updated", TS),
-    pa.field("last_partition", STR),
-    pa.field("census_date", STR),
-    pa.field("census_started_at", TS),
-])
+DELETED_ISSUES_SCHEMA = pa.schema(
+    [
+        pa.field("issue_id", pa.int64()),
+        pa.field("issue_key", STR),
+        pa.field("project_id", STR),
+        pa.field("project_key", STR),
+        pa.field(
+            "state",
+            STR,
+            metadata={"description": "deleted, or no_longer_visible (its project left the roster)"},
+        ),
+        pa.field("created", TS),
+        pa.field("last_updated", TS),
+        pa.field("last_partition", STR),
+        pa.field("census_date", STR),
+        pa.field("census_started_at", TS),
+    ]
+)
 
 DELETED_ISSUES_LINEAGE = {
     "issue_id": [("raw", "issues", "id"), ("raw", "issue_id_census", "id")],
@@ -104,7 +122,9 @@ def deleted_issues(issues: Source, census: Source, dims: Dimensions) -> pa.Table
                                     "created": TS, "updated": TS})
     in_scope = pc.and_(pc.less(stored.column("created"), started), pc.is_valid(stored.column("created")))
     stored = stored.filter(in_scope)
-    gone = stored.filter(pa.array([i not in census_ids for i in stored.column("id").to_pylist()], type=pa.bool_()))
+    gone = stored.filter(
+        pa.array([i not in census_ids for i in stored.column("id").to_pylist()], type=pa.bool_())
+    )
     roster = set(dims.project_keys)
     states = [
         NO_LONGER_VISIBLE if dims.projects_known and project not in roster else DELETED

@@ -1,8 +1,9 @@
-"""The small snapshot tables the marts join for readable names, each read at its latest capture. No Dagster."""
+"""The small snapshot tables the marts join for readable names, each read at its latest capture. No Dagster.
+"""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pyarrow as pa
 
@@ -68,17 +69,16 @@ class Dimensions:
             resolution_names=to_dict(r, "id", "name"),
             issue_type_names=to_dict(t, "id", "name"),
             sprints={row["id"]: row for row in sp.to_pylist() if row["id"] is not None},
-            fields=[
-                {"id": row["id"], "name": row["name"], "custom": bool(row["custom"]),
-                 "schema": {k: v for k, v in (("type", row["schema_type"]), ("items", row["schema_items"]),
-                                               ("custom", row["schema_custom"])) if v is not None}}
-                for row in f.to_pylist() if row["id"] is not None
-            ],
+            fields=[_field_record(row) for row in f.to_pylist() if row["id"] is not None],
             projects_known=p.num_rows > 0,
         )
 
-    def field(self, field_id: str) -> Optional[dict]:
-        return next((f for f in self.fields if f["id"] == field_id), None)
-
     def sprint_field_ids(self) -> list[str]:
         return [f["id"] for f in self.fields if (f.get("schema") or {}).get("custom") == SPRINT_FIELD_TYPE]
+
+
+def _field_record(row: dict) -> dict:
+    """An issue_fields row back in /field's shape, as `issue_schema.custom_field_columns` expects it."""
+    schema = {"type": row["schema_type"], "items": row["schema_items"], "custom": row["schema_custom"]}
+    return {"id": row["id"], "name": row["name"], "custom": bool(row["custom"]),
+            "schema": {k: v for k, v in schema.items() if v is not None}}

@@ -9,9 +9,10 @@ Parity with Fivetran's dbt_jira field history:
   change, so both kinds can be queried the same way (Fivetran keeps them in two tables instead).
 
 Each issue's changelog is read from the newest `issue_changelogs` partition that holds it (a partition holds
-the complete changelog of every issue in it, so older partitions are superseded copies). Deleted issues are left
-out (C10).
+the complete changelog of every issue in it, so older partitions are superseded copies). Deleted issues are
+left out (C10).
 """
+
 from __future__ import annotations
 
 import re
@@ -25,40 +26,95 @@ from jira_assets.marts.issues import DELETED, deletion_states, latest_issues
 from jira_assets.marts.tables import TS, Source, rows_of_latest_partition
 
 CHANGELOG_COLUMNS = {
-    "issue_id": STR, "history_id": STR, "item_index": INT, "author_account_id": STR, "created": TS, "field": STR,
-    "field_id": STR, "field_type": STR, "from_value": STR, "from_string": STR, "to_value": STR, "to_string": STR,
+    "issue_id": STR,
+    "history_id": STR,
+    "item_index": INT,
+    "author_account_id": STR,
+    "created": TS,
+    "field": STR,
+    "field_id": STR,
+    "field_type": STR,
+    "from_value": STR,
+    "from_string": STR,
+    "to_value": STR,
+    "to_string": STR,
 }
 
 # Fields Jira computes or that are not values someone set: no initial-value row when they never changed.
-NOT_TRACKED = frozenset({
-    "created", "updated", "lastViewed", "statuscategorychangedate", "resolutiondate", "watches", "votes",
-    "progress", "aggregateprogress", "aggregatetimespent", "aggregatetimeestimate", "aggregatetimeoriginalestimate",
-    "timespent", "timeestimate", "timetracking", "workratio", "issuelinks", "subtasks", "attachment", "comment",
-    "worklog", "thumbnail", "creator", "issuerestriction", "statusCategory",
-})
+NOT_TRACKED = frozenset(
+    {
+        "created",
+        "updated",
+        "lastViewed",
+        "statuscategorychangedate",
+        "resolutiondate",
+        "watches",
+        "votes",
+        "progress",
+        "aggregateprogress",
+        "aggregatetimespent",
+        "aggregatetimeestimate",
+        "aggregatetimeoriginalestimate",
+        "timespent",
+        "timeestimate",
+        "timetracking",
+        "workratio",
+        "issuelinks",
+        "subtasks",
+        "attachment",
+        "comment",
+        "worklog",
+        "thumbnail",
+        "creator",
+        "issuerestriction",
+        "statusCategory",
+    }
+)
 # Multi-value fields whose changelog has one item per added (`to`) or removed (`from`) value.
 ADD_REMOVE_FIELDS = frozenset({"components", "fixVersions", "versions"})
 ADD_REMOVE_ITEMS = frozenset({"component", "version"})
 MULTI_SYSTEM_FIELDS = frozenset({"labels"}) | ADD_REMOVE_FIELDS
 
-FIELD_HISTORY_SCHEMA = pa.schema([
-    pa.field("issue_id", INT),
-    pa.field("issue_key", STR),
-    pa.field("field_id", STR),
-    pa.field("field_name", STR),
-    pa.field("is_multi_value", pa.bool_()),
-    pa.field("is_initial_value", pa.bool_(), metadata={"description": "the value the issue was created with"}),
-    pa.field("changed_at", TS, metadata={"description": "when the value was set (issue creation for initial values)"}),
-    pa.field("valid_until", TS, metadata={"description": "when the next value replaced it (null: still current)"}),
-    pa.field("is_current", pa.bool_()),
-    pa.field("history_id", STR),
-    pa.field("item_index", INT),
-    pa.field("author_account_id", STR),
-    pa.field("value_id", STR, metadata={"description": "Jira's id of the value (`to`), e.g. a status or account id"}),
-    pa.field("value", STR, metadata={"description": "the value as Jira displays it (`toString`)"}),
-    pa.field("value_ids", pa.list_(STR), metadata={"description": "multi-value fields: ids of the whole set"}),
-    pa.field("values", pa.list_(STR), metadata={"description": "multi-value fields: the whole set, as displayed"}),
-])
+FIELD_HISTORY_SCHEMA = pa.schema(
+    [
+        pa.field("issue_id", INT),
+        pa.field("issue_key", STR),
+        pa.field("field_id", STR),
+        pa.field("field_name", STR),
+        pa.field("is_multi_value", pa.bool_()),
+        pa.field(
+            "is_initial_value", pa.bool_(), metadata={"description": "the value the issue was created with"}
+        ),
+        pa.field(
+            "changed_at",
+            TS,
+            metadata={"description": "when the value was set (issue creation for initial values)"},
+        ),
+        pa.field(
+            "valid_until",
+            TS,
+            metadata={"description": "when the next value replaced it (null: still current)"},
+        ),
+        pa.field("is_current", pa.bool_()),
+        pa.field("history_id", STR),
+        pa.field("item_index", INT),
+        pa.field("author_account_id", STR),
+        pa.field(
+            "value_id",
+            STR,
+            metadata={"description": "Jira's id of the value (`to`), e.g. a status or account id"},
+        ),
+        pa.field("value", STR, metadata={"description": "the value as Jira displays it (`toString`)"}),
+        pa.field(
+            "value_ids", pa.list_(STR), metadata={"description": "multi-value fields: ids of the whole set"}
+        ),
+        pa.field(
+            "values",
+            pa.list_(STR),
+            metadata={"description": "multi-value fields: the whole set, as displayed"},
+        ),
+    ]
+)
 
 FIELD_HISTORY_LINEAGE = {
     "issue_id": [("raw", "issue_changelogs", "issue_id"), ("raw", "issues", "id")],
@@ -86,12 +142,21 @@ def changelog_items(changelogs: Source, deleted: Source = None) -> pa.Table:
     items = items.set_column(0, "issue_id", items.column("issue_id").cast(INT))
     states = deletion_states(deleted)
     if states:
-        items = items.filter(pa.array([states.get(i) != DELETED for i in items.column("issue_id").to_pylist()],
-                                      type=pa.bool_()))
+        items = items.filter(
+            pa.array(
+                [states.get(i) != DELETED for i in items.column("issue_id").to_pylist()], type=pa.bool_()
+            )
+        )
     history_number = pa.array([_number(h) for h in items.column("history_id").to_pylist()], type=INT)
     items = items.append_column("_history_number", history_number)
-    return items.sort_by([("issue_id", "ascending"), ("created", "ascending"), ("_history_number", "ascending"),
-                          ("item_index", "ascending")])
+    return items.sort_by(
+        [
+            ("issue_id", "ascending"),
+            ("created", "ascending"),
+            ("_history_number", "ascending"),
+            ("item_index", "ascending"),
+        ]
+    )
 
 
 def _number(value: Optional[str]) -> Optional[int]:
@@ -128,22 +193,30 @@ class FieldKinds:
         return field_id == "labels" or str(self.schema(field_id).get("custom", "")).endswith(":labels")
 
 
-def issue_field_history(changelogs: Source, issues: Source, dims: Dimensions, deleted: Source = None) -> pa.Table:
+def issue_field_history(
+    changelogs: Source, issues: Source, dims: Dimensions, deleted: Source = None
+) -> pa.Table:
     kinds = FieldKinds(dims)
     items = changelog_items(changelogs, deleted)
     states = deletion_states(deleted)
-    issues_latest = latest_issues(issues, {"id": INT, "key": STR, "created": TS, "fields_json": pa.large_string()})
+    issues_latest = latest_issues(
+        issues, {"id": INT, "key": STR, "created": TS, "fields_json": pa.large_string()}
+    )
     issue_rows = {r["id"]: r for r in issues_latest.to_pylist() if states.get(r["id"]) != DELETED}
     changes_by_issue: dict[int, list[dict]] = {}
     for item in items.to_pylist():
         changes_by_issue.setdefault(item["issue_id"], []).append(item)
     rows: list[dict] = []
     for issue_id in sorted(set(changes_by_issue) | set(issue_rows)):
-        rows.extend(_issue_history(issue_id, issue_rows.get(issue_id), changes_by_issue.get(issue_id, []), kinds))
+        rows.extend(
+            _issue_history(issue_id, issue_rows.get(issue_id), changes_by_issue.get(issue_id, []), kinds)
+        )
     return pa.Table.from_pylist(rows, schema=FIELD_HISTORY_SCHEMA)
 
 
-def _issue_history(issue_id: int, issue: Optional[dict], changes: list[dict], kinds: FieldKinds) -> list[dict]:
+def _issue_history(
+    issue_id: int, issue: Optional[dict], changes: list[dict], kinds: FieldKinds
+) -> list[dict]:
     issue_key = (issue or {}).get("key")
     created = (issue or {}).get("created") or (changes[0]["created"] if changes else None)
     current = _fields(issue)
@@ -152,14 +225,28 @@ def _issue_history(issue_id: int, issue: Optional[dict], changes: list[dict], ki
         by_field.setdefault(kinds.field_id(change["field_id"], change["field"]), []).append(change)
     rows = []
     for field_id, field_changes in by_field.items():
-        rows.extend(_changed_field(issue_id, issue_key, created, field_id, field_changes, current.get(field_id),
-                                   kinds))
+        rows.extend(
+            _changed_field(
+                issue_id, issue_key, created, field_id, field_changes, current.get(field_id), kinds
+            )
+        )
     for field_id in sorted(set(current) - set(by_field) - NOT_TRACKED):
         value = describe_value(current[field_id], kinds.is_space_separated(field_id))
         if value is None or created is None:
             continue
-        rows.append(_row(issue_id, issue_key, field_id, kinds.name(field_id), kinds.is_multi(field_id), created,
-                         None, value, initial=True))
+        rows.append(
+            _row(
+                issue_id,
+                issue_key,
+                field_id,
+                kinds.name(field_id),
+                kinds.is_multi(field_id),
+                created,
+                None,
+                value,
+                initial=True,
+            )
+        )
     return rows
 
 

@@ -16,16 +16,30 @@ import pyarrow.compute as pc
 
 from jira_assets.issue_schema import STANDARD_COLUMNS
 from jira_assets.marts.dimensions import INT, STR, Dimensions
-from jira_assets.marts.tables import EXTRACTED_AT, PARTITION_COLUMN, TS, Source, as_dataset, latest_versions, lookup, read
+from jira_assets.marts.tables import (
+    EXTRACTED_AT,
+    PARTITION_COLUMN,
+    TS,
+    Source,
+    as_dataset,
+    latest_versions,
+    lookup,
+    read,
+)
 
 BLOB_COLUMNS = ("fields_json", "comments_json", "worklogs_json", "changelog_json")
 DELETED = "deleted"
 NO_LONGER_VISIBLE = "no_longer_visible"
 VISIBLE = "visible"
 
-# Column lineage: output column -> [(layer, asset name, column)]; columns not listed are copies of the raw issues
-# column of the same name (`_RENAMED` maps the few that were renamed).
-_RENAMED = {"issue_id": "id", "issue_key": "key", "last_partition": PARTITION_COLUMN, "extracted_at": EXTRACTED_AT}
+# Column lineage: output column -> [(layer, asset name, column)]; columns not listed are copies of the raw
+# issues column of the same name (`_RENAMED` maps the few that were renamed).
+_RENAMED = {
+    "issue_id": "id",
+    "issue_key": "key",
+    "last_partition": PARTITION_COLUMN,
+    "extracted_at": EXTRACTED_AT,
+}
 
 
 def _raw(name: str, column: str) -> tuple[str, str, str]:
@@ -36,19 +50,46 @@ _SPRINT = _raw("issues", "sprint")
 ISSUES_CURRENT_LINEAGE = {
     "project_key": [_raw("issues", "project_id"), _raw("projects", "key"), _raw("issues", "project_key")],
     "project_name": [_raw("issues", "project_id"), _raw("projects", "name")],
-    "issue_type_name": [_raw("issues", "issue_type_id"), _raw("issue_types", "name"), _raw("issues", "issue_type_name")],
-    "status_name": [_raw("issues", "status_id"), _raw("workflow_statuses", "name"), _raw("issues", "status_name")],
-    "status_category_key": [_raw("issues", "status_id"), _raw("workflow_statuses", "status_category_key"),
-                            _raw("issues", "status_category_key")],
-    "status_category_name": [_raw("issues", "status_id"), _raw("workflow_statuses", "status_category_key"),
-                             _raw("workflow_status_categories", "name")],
-    "priority_name": [_raw("issues", "priority_id"), _raw("issue_priorities", "name"), _raw("issues", "priority_name")],
-    "resolution_name": [_raw("issues", "resolution_id"), _raw("issue_resolutions", "name"),
-                        _raw("issues", "resolution_name")],
-    "assignee_display_name": [_raw("issues", "assignee_account_id"), _raw("users", "display_name"),
-                              _raw("issues", "assignee_display_name")],
-    "reporter_display_name": [_raw("issues", "reporter_account_id"), _raw("users", "display_name"),
-                              _raw("issues", "reporter_display_name")],
+    "issue_type_name": [
+        _raw("issues", "issue_type_id"),
+        _raw("issue_types", "name"),
+        _raw("issues", "issue_type_name"),
+    ],
+    "status_name": [
+        _raw("issues", "status_id"),
+        _raw("workflow_statuses", "name"),
+        _raw("issues", "status_name"),
+    ],
+    "status_category_key": [
+        _raw("issues", "status_id"),
+        _raw("workflow_statuses", "status_category_key"),
+        _raw("issues", "status_category_key"),
+    ],
+    "status_category_name": [
+        _raw("issues", "status_id"),
+        _raw("workflow_statuses", "status_category_key"),
+        _raw("workflow_status_categories", "name"),
+    ],
+    "priority_name": [
+        _raw("issues", "priority_id"),
+        _raw("issue_priorities", "name"),
+        _raw("issues", "priority_name"),
+    ],
+    "resolution_name": [
+        _raw("issues", "resolution_id"),
+        _raw("issue_resolutions", "name"),
+        _raw("issues", "resolution_name"),
+    ],
+    "assignee_display_name": [
+        _raw("issues", "assignee_account_id"),
+        _raw("users", "display_name"),
+        _raw("issues", "assignee_display_name"),
+    ],
+    "reporter_display_name": [
+        _raw("issues", "reporter_account_id"),
+        _raw("users", "display_name"),
+        _raw("issues", "reporter_display_name"),
+    ],
     "creator_display_name": [_raw("issues", "creator_account_id"), _raw("users", "display_name")],
     "sprint_ids": [_SPRINT],
     "sprint_names": [_SPRINT, _raw("sprints", "name")],
@@ -64,7 +105,11 @@ def raw_issue_columns(issues: Source) -> dict[str, pa.DataType]:
     columns = {c.name: c.type for c in STANDARD_COLUMNS}
     dataset = as_dataset(issues)
     for f in dataset.schema if dataset is not None else ():
-        if f.name not in columns and f.name not in BLOB_COLUMNS and f.name not in (PARTITION_COLUMN, EXTRACTED_AT):
+        if (
+            f.name not in columns
+            and f.name not in BLOB_COLUMNS
+            and f.name not in (PARTITION_COLUMN, EXTRACTED_AT)
+        ):
             columns[f.name] = f.type
     return columns
 
@@ -97,7 +142,9 @@ def issues_current(issues: Source, dims: Dimensions, deleted: Source = None) -> 
         return pc.coalesce(joined, col(fallback)) if fallback else pa.chunked_array([joined], type=STR)
 
     sprints = [_sprint_summary(v, dims) for v in _sprint_values(latest, dims)]
-    status_category = pc.coalesce(lookup(col("status_id"), dims.status_categories), col("status_category_key"))
+    status_category = pc.coalesce(
+        lookup(col("status_id"), dims.status_categories), col("status_category_key")
+    )
     out: dict[str, Any] = {
         "issue_id": col("id"),
         "issue_key": col("key"),
@@ -143,7 +190,9 @@ def issues_current(issues: Source, dims: Dimensions, deleted: Source = None) -> 
 
 def issues_current_lineage(columns: list[str]) -> dict[str, list[tuple[str, str, str]]]:
     """Output column -> [(layer, asset name, column)] it is computed from."""
-    return {name: ISSUES_CURRENT_LINEAGE.get(name, [_raw("issues", _RENAMED.get(name, name))]) for name in columns}
+    return {
+        name: ISSUES_CURRENT_LINEAGE.get(name, [_raw("issues", _RENAMED.get(name, name))]) for name in columns
+    }
 
 
 # ---- sprints ---------------------------------------------------------------------------------------------
@@ -153,7 +202,8 @@ _STATE_RANK = {"active": 0, "future": 1, "closed": 2}
 
 
 def _sprint_values(latest: pa.Table, dims: Dimensions) -> list[Any]:
-    """The sprint field's JSON per issue: the column of the gh-sprint field, or `sprint` if /field is unknown."""
+    """The sprint field's JSON per issue: the column of the gh-sprint field, or `sprint` if /field is unknown.
+    """
     from jira_assets.issue_schema import custom_field_columns
 
     names = [c.name for c, _ in custom_field_columns(dims.fields)
@@ -167,7 +217,8 @@ def _sprint_values(latest: pa.Table, dims: Dimensions) -> list[Any]:
 
 
 def parse_sprints(value: Any) -> list[dict]:
-    """The sprint field in its Cloud JSON form (objects) or the legacy `...Sprint@1a[id=1,state=CLOSED,...]`."""
+    """The sprint field in its Cloud JSON form (objects) or the legacy `...Sprint@1a[id=1,state=CLOSED,...]`.
+    """
     if value is None:
         return []
     if isinstance(value, (str, bytes)):
@@ -189,7 +240,9 @@ def parse_sprints(value: Any) -> list[dict]:
             sprint_id = int(sprint.get("id"))
         except (TypeError, ValueError):
             continue
-        sprints.append({"id": sprint_id, "name": sprint.get("name"), "state": (sprint.get("state") or "").lower()})
+        sprints.append(
+            {"id": sprint_id, "name": sprint.get("name"), "state": (sprint.get("state") or "").lower()}
+        )
     return sprints
 
 
@@ -216,8 +269,11 @@ WORKLOG_COLUMNS = {
 }
 
 
-def worklogs_current(worklogs: Source, deletions: Source, dims: Dimensions, deleted_issues: Source = None) -> pa.Table:
-    """The newest version of every worklog, minus those in /worklog/deleted and those of deleted issues (C10)."""
+def worklogs_current(
+    worklogs: Source, deletions: Source, dims: Dimensions, deleted_issues: Source = None
+) -> pa.Table:
+    """The newest version of every worklog, minus those in /worklog/deleted and those of deleted issues (C10).
+    """
     latest = latest_versions(worklogs, "id", "updated", {**WORKLOG_COLUMNS, PARTITION_COLUMN: STR})
     deleted_ids = set(read(deletions, {"worklog_id": STR}).column("worklog_id").to_pylist())
     issue_states = deletion_states(deleted_issues)

@@ -40,7 +40,9 @@ def null_counts(data: ds.Dataset | pa.Table, columns: Sequence[str]) -> dict[str
     names = data.schema.names
     present = [c for c in columns if c in names]
     table = data.to_table(columns=present) if isinstance(data, ds.Dataset) else data.select(present)
-    rows = table.num_rows if present else (data.count_rows() if isinstance(data, ds.Dataset) else data.num_rows)
+    rows = (
+        table.num_rows if present else (data.count_rows() if isinstance(data, ds.Dataset) else data.num_rows)
+    )
     return {c: (table.column(c).null_count if c in present else rows) for c in columns}
 
 
@@ -49,7 +51,8 @@ def schema_of(schema: pa.Schema, drop: Sequence[str] = ()) -> dict[str, str]:
 
 
 def schema_changes(previous: Optional[Mapping[str, str]], current: Mapping[str, str]) -> dict[str, object]:
-    """Columns added, removed or retyped between two {column: type} schemas (nothing when there is no previous)."""
+    """Columns added, removed or retyped between two {column: type} schemas (nothing when there is no
+    previous)."""
     if previous is None:
         return {"added": [], "removed": [], "type_changed": {}}
     return {

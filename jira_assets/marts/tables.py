@@ -35,7 +35,9 @@ def column_names(source: Source) -> list[str]:
     return [] if dataset is None else list(dataset.schema.names)
 
 
-def read(source: Source, columns: Mapping[str, pa.DataType], filter: Optional[ds.Expression] = None) -> pa.Table:
+def read(
+    source: Source, columns: Mapping[str, pa.DataType], filter: Optional[ds.Expression] = None
+) -> pa.Table:
     """`columns` (name -> type) of `source`; absent columns are typed nulls; present ones are cast."""
     dataset = as_dataset(source)
     present = [] if dataset is None else [c for c in columns if c in dataset.schema.names]
@@ -121,7 +123,9 @@ def _read_partitions_of(dataset: ds.Dataset, winners: pa.Table, key: str,
                         columns: Mapping[str, pa.DataType]) -> Iterable[pa.Table]:
     """`columns` of the rows whose (date, key) is in `winners`, one table per partition (files are pruned)."""
     by_date: dict[str, list] = {}
-    for date, record_key in zip(winners.column(PARTITION_COLUMN).to_pylist(), winners.column(key).to_pylist()):
+    for date, record_key in zip(
+        winners.column(PARTITION_COLUMN).to_pylist(), winners.column(key).to_pylist()
+    ):
         by_date.setdefault(date, []).append(record_key)
     key_type = dataset.schema.field(key).type
     for date in sorted(by_date):
@@ -135,7 +139,9 @@ def lookup(keys: pa.ChunkedArray, mapping: Mapping, type_: pa.DataType = pa.stri
 
 
 def to_dict(table: pa.Table, key: str, value: str) -> dict:
-    return {k: v for k, v in zip(table.column(key).to_pylist(), table.column(value).to_pylist()) if k is not None}
+    return {
+        k: v for k, v in zip(table.column(key).to_pylist(), table.column(value).to_pylist()) if k is not None
+    }
 
 
 def rows_of_latest_partition(source: Source, key: str, columns: Mapping[str, pa.DataType]) -> pa.Table:

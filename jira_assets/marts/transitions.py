@@ -1,14 +1,15 @@
 """`issue_status_transitions` (time in each status, lead and cycle time) and `open_issues_daily`. No Dagster.
 
-An issue's status timeline starts at its creation in its initial status (the `from` of its first status change,
-or its current status if it never moved) and changes at every `status` item of its changelog. Status categories
-come from the latest `workflow_statuses` capture, so a renamed status or a status moved to another category is
-read the way Jira shows it today.
+An issue's status timeline starts at its creation in its initial status (the `from` of its first status
+change, or its current status if it never moved) and changes at every `status` item of its changelog. Status
+categories come from the latest `workflow_statuses` capture, so a renamed status or a status moved to another
+category is read the way Jira shows it today.
 
-- lead time: creation -> the moment the issue entered the done category for the last time (only when it is done
-  now; an issue reopened after being done is not done);
+- lead time: creation -> the moment the issue entered the done category for the last time (only when it is
+  done now; an issue reopened after being done is not done);
 - cycle time: the first time it entered the "indeterminate" (in progress) category -> that same moment.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,27 +22,47 @@ from jira_assets.marts.dimensions import DONE, IN_PROGRESS, INT, STR, Dimensions
 from jira_assets.marts.history import changelog_items
 from jira_assets.marts.tables import TS, Source, read
 
-TRANSITIONS_SCHEMA = pa.schema([
-    pa.field("issue_id", INT),
-    pa.field("issue_key", STR),
-    pa.field("project_id", STR),
-    pa.field("project_key", STR),
-    pa.field("sequence", INT, metadata={"description": "1 for the status the issue was created in, then +1 a move"}),
-    pa.field("status_id", STR),
-    pa.field("status_name", STR),
-    pa.field("status_category_key", STR),
-    pa.field("visit", INT, metadata={"description": "how many times the issue has been in this status so far"}),
-    pa.field("entered_at", TS),
-    pa.field("exited_at", TS, metadata={"description": "null while the issue is still in this status"}),
-    pa.field("is_current", pa.bool_()),
-    pa.field("seconds_in_status", INT, metadata={"description": "this visit; open visits are counted to as_of"}),
-    pa.field("total_seconds_in_status", INT, metadata={"description": "every visit of the issue to this status"}),
-    pa.field("created", TS),
-    pa.field("done_at", TS, metadata={"description": "when the issue last entered the done category (done now)"}),
-    pa.field("lead_time_seconds", INT, metadata={"description": "created -> done_at"}),
-    pa.field("cycle_time_seconds", INT, metadata={"description": "first entry into In Progress -> done_at"}),
-    pa.field("as_of", TS),
-])
+TRANSITIONS_SCHEMA = pa.schema(
+    [
+        pa.field("issue_id", INT),
+        pa.field("issue_key", STR),
+        pa.field("project_id", STR),
+        pa.field("project_key", STR),
+        pa.field(
+            "sequence",
+            INT,
+            metadata={"description": "1 for the status the issue was created in, then +1 a move"},
+        ),
+        pa.field("status_id", STR),
+        pa.field("status_name", STR),
+        pa.field("status_category_key", STR),
+        pa.field(
+            "visit", INT, metadata={"description": "how many times the issue has been in this status so far"}
+        ),
+        pa.field("entered_at", TS),
+        pa.field("exited_at", TS, metadata={"description": "null while the issue is still in this status"}),
+        pa.field("is_current", pa.bool_()),
+        pa.field(
+            "seconds_in_status", INT, metadata={"description": "this visit; open visits are counted to as_of"}
+        ),
+        pa.field(
+            "total_seconds_in_status",
+            INT,
+            metadata={"description": "every visit of the issue to this status"},
+        ),
+        pa.field("created", TS),
+        pa.field(
+            "done_at",
+            TS,
+            metadata={"description": "when the issue last entered the done category (done now)"},
+        ),
+        pa.field("lead_time_seconds", INT, metadata={"description": "created -> done_at"}),
+        pa.field(
+            "cycle_time_seconds", INT, metadata={"description": "first entry into In Progress -> done_at"}
+        ),
+        pa.field("as_of", TS),
+    ]
+)
 
 TRANSITIONS_LINEAGE = {
     "issue_id": [("marts", "issues_current", "issue_id")],
@@ -56,8 +77,16 @@ TRANSITIONS_LINEAGE = {
     "exited_at": [("raw", "issue_changelogs", "created")],
     "created": [("marts", "issues_current", "created")],
 }
-for _name in ("seconds_in_status", "total_seconds_in_status", "done_at", "lead_time_seconds", "cycle_time_seconds"):
-    TRANSITIONS_LINEAGE[_name] = TRANSITIONS_LINEAGE["entered_at"] + TRANSITIONS_LINEAGE["status_category_key"]
+for _name in (
+    "seconds_in_status",
+    "total_seconds_in_status",
+    "done_at",
+    "lead_time_seconds",
+    "cycle_time_seconds",
+):
+    TRANSITIONS_LINEAGE[_name] = (
+        TRANSITIONS_LINEAGE["entered_at"] + TRANSITIONS_LINEAGE["status_category_key"]
+    )
 
 ISSUE_COLUMNS = {"issue_id": INT, "issue_key": STR, "project_id": STR, "project_key": STR, "created": TS,
                  "status_id": STR, "status_name": STR, "status_category_key": STR}
@@ -67,7 +96,9 @@ def issue_status_transitions(changelogs: Source, issues_current: Source, dims: D
                              as_of: dt.datetime) -> pa.Table:
     issues = read(issues_current, ISSUE_COLUMNS).to_pylist()
     items = changelog_items(changelogs)
-    status_items = items.filter(pc.equal(pc.coalesce(items.column("field_id"), items.column("field")), "status"))
+    status_items = items.filter(
+        pc.equal(pc.coalesce(items.column("field_id"), items.column("field")), "status")
+    )
     changes: dict[int, list[dict]] = {}
     for item in status_items.to_pylist():
         changes.setdefault(item["issue_id"], []).append(item)
@@ -99,13 +130,25 @@ def _timeline(issue: dict, changes: list[dict], dims: Dimensions, as_of: dt.date
     for index, (status_id, name, entered) in enumerate(steps):
         exited = steps[index + 1][2] if index + 1 < len(steps) else None
         visits[status_id] = visits.get(status_id, 0) + 1
-        rows.append({
-            "issue_id": issue["issue_id"], "issue_key": issue["issue_key"], "project_id": issue["project_id"],
-            "project_key": issue["project_key"], "sequence": index + 1, "status_id": status_id,
-            "status_name": dims.status_names.get(status_id) or name, "status_category_key": category(status_id),
-            "visit": visits[status_id], "entered_at": entered, "exited_at": exited, "is_current": exited is None,
-            "seconds_in_status": _seconds(entered, exited or as_of), "created": created, "as_of": as_of,
-        })
+        rows.append(
+            {
+                "issue_id": issue["issue_id"],
+                "issue_key": issue["issue_key"],
+                "project_id": issue["project_id"],
+                "project_key": issue["project_key"],
+                "sequence": index + 1,
+                "status_id": status_id,
+                "status_name": dims.status_names.get(status_id) or name,
+                "status_category_key": category(status_id),
+                "visit": visits[status_id],
+                "entered_at": entered,
+                "exited_at": exited,
+                "is_current": exited is None,
+                "seconds_in_status": _seconds(entered, exited or as_of),
+                "created": created,
+                "as_of": as_of,
+            }
+        )
     totals: dict[Any, int] = {}
     for row in rows:
         totals[row["status_id"]] = totals.get(row["status_id"], 0) + row["seconds_in_status"]
@@ -119,7 +162,9 @@ def _timeline(issue: dict, changes: list[dict], dims: Dimensions, as_of: dt.date
         row["total_seconds_in_status"] = totals[row["status_id"]]
         row["done_at"] = done_at
         row["lead_time_seconds"] = _seconds(created, done_at) if done_at else None
-        row["cycle_time_seconds"] = _seconds(started, done_at) if done_at and started and started <= done_at else None
+        row["cycle_time_seconds"] = (
+            _seconds(started, done_at) if done_at and started and started <= done_at else None
+        )
     return rows
 
 
@@ -127,16 +172,20 @@ def _seconds(start: dt.datetime, end: dt.datetime) -> int:
     return max(0, int((end - start).total_seconds()))
 
 
-OPEN_ISSUES_SCHEMA = pa.schema([
-    pa.field("date", STR),
-    pa.field("project_id", STR),
-    pa.field("project_key", STR),
-    pa.field("status_id", STR),
-    pa.field("status_name", STR),
-    pa.field("status_category_key", STR),
-    pa.field("open_issues", INT),
-    pa.field("as_of", TS, metadata={"description": "the instant counted: the end of the day, or now for today"}),
-])
+OPEN_ISSUES_SCHEMA = pa.schema(
+    [
+        pa.field("date", STR),
+        pa.field("project_id", STR),
+        pa.field("project_key", STR),
+        pa.field("status_id", STR),
+        pa.field("status_name", STR),
+        pa.field("status_category_key", STR),
+        pa.field("open_issues", INT),
+        pa.field(
+            "as_of", TS, metadata={"description": "the instant counted: the end of the day, or now for today"}
+        ),
+    ]
+)
 
 OPEN_ISSUES_LINEAGE = {
     **{name: [("marts", "issue_status_transitions", name)]
@@ -149,7 +198,8 @@ OPEN_ISSUES_LINEAGE = {
 
 
 def open_issues_daily(transitions: Source, day: dt.date, as_of: dt.datetime) -> pa.Table:
-    """Issues not in the done category at the end of `day` (or at `as_of` if earlier), per project and status."""
+    """Issues not in the done category at the end of `day` (or at `as_of` if earlier), per project and status.
+    """
     end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     instant = min(end_of_day, as_of)
     table = read(transitions, {name: TRANSITIONS_SCHEMA.field(name).type for name in
@@ -159,7 +209,9 @@ def open_issues_daily(transitions: Source, day: dt.date, as_of: dt.datetime) -> 
     open_now = pc.and_(
         pc.less(table.column("entered_at"), moment),
         pc.and_(
-            pc.or_kleene(pc.is_null(table.column("exited_at")), pc.greater_equal(table.column("exited_at"), moment)),
+            pc.or_kleene(
+                pc.is_null(table.column("exited_at")), pc.greater_equal(table.column("exited_at"), moment)
+            ),
             pc.not_equal(pc.coalesce(table.column("status_category_key"), ""), DONE),
         ),
     )
