@@ -147,6 +147,13 @@ def test_the_cloud_id_is_discovered_from_the_site_url(simulator, client):
     assert client.cloud_id == simulator.info()["cloud_id"]
 
 
+def test_a_scoped_api_token_finds_the_cloud_id_from_the_site(simulator):
+    info = simulator.info()
+    client = JiraClient(info["site_url"], ApiToken(info["email"], info["api_token"], scoped=True),
+                        api_base_url=info["api_base_url"], allow_local=True)
+    assert client.api_root == f"{info['api_base_url']}/ex/jira/{info['cloud_id']}"
+
+
 def test_a_site_the_grant_does_not_cover_is_a_clear_error(simulator, tmp_path):
     other_site = simulator.info()["site_url"].replace("127.0.0.1", "localhost")
     client = oauth_client(simulator, tmp_path, site_url=other_site)

@@ -119,22 +119,13 @@ class _TokenEndpoint:
     def client_credentials(self) -> dict[str, Any]:
         session = self.session(client=BackendApplicationClient(client_id=self.client_id))
         return session.fetch_token(
-            self.token_url,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            include_client_id=True,
-            timeout=self.timeout,
+            self.token_url, client_secret=self.client_secret, include_client_id=True, timeout=self.timeout
         )
 
     def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
         session = self.session(redirect_uri=redirect_uri)
         return session.fetch_token(
-            self.token_url,
-            code=code,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            include_client_id=True,
-            timeout=self.timeout,
+            self.token_url, code=code, client_secret=self.client_secret, include_client_id=True, timeout=self.timeout
         )
 
     def _raise_for_error(self, response: requests.Response) -> requests.Response:

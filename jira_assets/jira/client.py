@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SITE_URL = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.atlassian\.net$")
 MYSELF = "/rest/api/2/myself"
 ACCESSIBLE_RESOURCES = "/oauth/token/accessible-resources"
+TENANT_INFO = "/_edge/tenant_info"
 USER_AGENT = "jira-assets/0.1 (+python-requests)"
 MAX_REDIRECTS = 3
 # A gateway 401 that a new access token cannot fix: the grant lacks a scope, re-consent is needed.
@@ -337,12 +338,17 @@ class JiraClient:
                                 endpoint=_path_only(target))
 
     def _discover_cloud_id(self) -> str:
-        if self.auth.uses_gateway is False:
-            raise ConfigError("cloud_id is only needed for gateway requests")
-        if not self.auth.can_refresh:  # a scoped API token cannot list accessible resources
-            raise ConfigError("a scoped API token needs cloud_id (see https://<site>/_edge/tenant_info)")
-        resources = self._request("GET", self.api_base_url + ACCESSIBLE_RESOURCES)
-        return pick_cloud_id(resources, self.site_url)
+        if self.auth.can_refresh:  # an OAuth token lists the sites it may reach
+            return pick_cloud_id(self._request("GET", self.api_base_url + ACCESSIBLE_RESOURCES), self.site_url)
+        # A scoped API token (Basic) cannot list accessible resources; the site tells its cloud id to anyone.
+        try:
+            response = self._session.get(self.site_url + TENANT_INFO, timeout=self.timeout, allow_redirects=False)
+            cloud_id = _body(response).get("cloudId") if response.ok else None
+        except (requests.RequestException, AttributeError):
+            cloud_id = None
+        if not cloud_id:
+            raise ConfigError(f"could not read the cloud id from {self.site_url}{TENANT_INFO}; pass cloud_id")
+        return cloud_id
 
     def _error(
         self,

@@ -273,7 +273,7 @@ def describe_grant(tokens: TokenSet, now: float) -> list[str]:
     left = tokens.expires_at - now
     access = f"expires {when(tokens.expires_at)} (in {left / 60:.0f} min)" if left > 0 else (
         f"expired {when(tokens.expires_at)} (refreshed on next use)")
-    lines = [f"token store:    scopes {tokens.scope or '(none recorded)'}", f"access token:   {access}"]
+    lines = [f"scopes:         {tokens.scope or '(none recorded)'}", f"access token:   {access}"]
     if tokens.refresh_token_issued_at:
         age_days = (now - tokens.refresh_token_issued_at) / 86400
         idle_deadline = tokens.refresh_token_issued_at + REFRESH_TOKEN_IDLE_DAYS * 86400
