@@ -12,9 +12,8 @@ from jira_assets.defs.resources import resources_from_env
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    marts = [a for a in mart_assets if a is not issue_id_census]
     return dg.Definitions(
-        assets=[*automation.with_freshness([*raw_assets, issue_id_census]), *marts],
+        assets=[*automation.with_freshness([*raw_assets, issue_id_census]), *mart_assets],
         asset_checks=raw_checks,
         jobs=automation.jobs,
         schedules=automation.schedules,

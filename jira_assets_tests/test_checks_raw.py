@@ -189,3 +189,20 @@ def test_every_raw_asset_and_the_census_have_their_checks():
                 if c.get_spec_for_check_key(k).blocking}
     assert ("issues", "primary_key_unique") in blocking and ("issues", "primary_key_not_null") in blocking
     assert ("issues", "schema_unchanged") not in blocking
+
+
+def test_an_empty_partition_of_today_is_compared_until_the_run_that_wrote_it_began(run):
+    stand = Stand("issues")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    empty = stored_issues([], "2026-03-05T00:00")
+    POSTED.clear()
+    before_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    _, checks = run(stand, empty, CountingJira(site_url="https://example.atlassian.net", jira_count=0),
+                    partition=today.isoformat())
+    assert checks["count_matches_jira"].passed
+    if POSTED:  # (at 00:00 UTC the compared window is empty and nothing is asked)
+        until_ms = int(POSTED[-1][1]["jql"].rsplit("updated < ", 1)[1])
+        assert until_ms <= before_ms + 60_000  # not the end of today: issues updated later are not ours yet
+    _, checks = run(stand, empty, CountingJira(site_url="https://example.atlassian.net", jira_count=1),
+                    partition=today.isoformat())
+    assert checks["count_matches_jira"].passed == (not POSTED)

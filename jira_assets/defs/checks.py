@@ -167,10 +167,13 @@ def _schema_metadata(record: Any) -> Optional[dict]:
 def _count(
     context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data: ds.Dataset
 ) -> dg.AssetCheckResult:
-    """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start))."""
+    """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start)).
+
+    An issue Jira counts there was last updated before the extraction began, so it must be stored; issues
+    updated since have moved to a later window and are left out on both sides."""
     start, end = context.partition_time_window
-    extracted = pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
-    upper = min(end, _floor_minute(extracted)) if extracted else end
+    began = [t for t in (_writer_run_start(context), _earliest_extraction(data)) if t is not None]
+    upper = min(end, _floor_minute(min(began))) if began else end
     metadata: dict[str, Any] = {"window_start": start.isoformat(), "window_end": end.isoformat(),
                                 "compared_until": upper.isoformat()}
     if upper <= start:
@@ -196,6 +199,21 @@ def _count(
             else f"Jira counts {jira_count} issues for {jql!r} but only {stored} are stored"
         ),
     )
+
+
+def _earliest_extraction(data: ds.Dataset) -> Optional[dt.datetime]:
+    return pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
+
+
+def _writer_run_start(context: dg.AssetCheckExecutionContext) -> Optional[dt.datetime]:
+    """When the run that wrote the checked partition started (known even when it stored no row)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=raw_key("issues"), asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records:
+        return None
+    started = context.instance.get_run_stats(records[0].run_id).start_time
+    return dt.datetime.fromtimestamp(started, tz=dt.timezone.utc) if started else None
 
 
 def _floor_minute(moment: dt.datetime) -> dt.datetime:
