@@ -8,7 +8,7 @@ because a dimension is missing.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -95,42 +95,55 @@ def first_per_key(table: pa.Table, key: Sequence[str], order: Sequence[tuple[str
     return ordered.filter(pa.array(keep)).drop_columns(["__row"])
 
 
-def latest_versions(
-    source: Source,
-    key: str,
-    version: str,
-    columns: Mapping[str, pa.DataType],
-) -> pa.Table:
-    """The latest version of every record of an incremental table, read in two passes.
+VERSION_ORDER = [(EXTRACTED_AT, "descending")]
 
-    Pass one scans only (key, version, _extracted_at, date) to find, per key, the partition holding its
-    newest version (greatest `version`, then latest extraction); pass two reads `columns` partition by
-    partition for the winners only, so wide columns are read once per record rather than once per version.
-    """
+
+def latest_version_partitions(source: Source, key: str, key_type: pa.DataType, version: str) -> pa.Table:
+    """(key, date): the partition holding each record's newest version (greatest `version`, then the latest
+    extraction), from a scan of four narrow columns only."""
+    narrow = read(source, {key: key_type, version: TS, EXTRACTED_AT: TS, PARTITION_COLUMN: pa.string()})
+    order = [(version, "descending"), *VERSION_ORDER, (PARTITION_COLUMN, "descending")]
+    return first_per_key(narrow, [key], order).select([key, PARTITION_COLUMN])
+
+
+def newest_partitions(source: Source, key: str, key_type: pa.DataType) -> pa.Table:
+    """(key, date): the newest partition holding any row of each key. For child tables a partition holds the
+    complete list of children of each parent it contains, so older partitions are superseded copies."""
+    narrow = read(source, {key: key_type, PARTITION_COLUMN: pa.string()})
+    return first_per_key(narrow, [key], [(PARTITION_COLUMN, "descending")])
+
+
+def read_located(source: Source, located: pa.Table, key: str, columns: Mapping[str, pa.DataType]) -> pa.Table:
+    """`columns` of the rows whose (key, date) is in `located`, read partition by partition (files pruned)."""
     dataset = as_dataset(source)
-    wanted = {**columns, version: TS, EXTRACTED_AT: TS}
-    order = [(version, "descending"), (EXTRACTED_AT, "descending")]
-    if PARTITION_COLUMN not in column_names(dataset):
-        return first_per_key(read(dataset, wanted), [key], order).select(list(columns))
-    narrow = read(dataset, {key: columns[key], version: TS, EXTRACTED_AT: TS, PARTITION_COLUMN: pa.string()})
-    winners = first_per_key(narrow, [key], order + [(PARTITION_COLUMN, "descending")])
-    # a key stored twice in one partition (a failed primary-key check) still yields one row
-    parts = [first_per_key(part, [key], order) for part in _read_partitions_of(dataset, winners, key, wanted)]
-    return (pa.concat_tables(parts) if parts else read(None, wanted)).select(list(columns))
-
-
-def _read_partitions_of(dataset: ds.Dataset, winners: pa.Table, key: str,
-                        columns: Mapping[str, pa.DataType]) -> Iterable[pa.Table]:
-    """`columns` of the rows whose (date, key) is in `winners`, one table per partition (files are pruned)."""
     by_date: dict[str, list] = {}
-    for date, record_key in zip(
-        winners.column(PARTITION_COLUMN).to_pylist(), winners.column(key).to_pylist()
-    ):
+    for date, record_key in zip(located.column(PARTITION_COLUMN).to_pylist(),
+                                located.column(key).to_pylist()):
         by_date.setdefault(date, []).append(record_key)
-    key_type = dataset.schema.field(key).type
+    stored_type = dataset.schema.field(key).type if by_date else None
+    parts = []
     for date in sorted(by_date):
-        keys = pa.array(by_date[date], type=winners.schema.field(key).type).cast(key_type)
-        yield read(dataset, columns, filter=(ds.field(PARTITION_COLUMN) == date) & ds.field(key).isin(keys))
+        keys = pa.array(by_date[date], type=located.schema.field(key).type).cast(stored_type)
+        where = (ds.field(PARTITION_COLUMN) == date) & ds.field(key).isin(keys)
+        parts.append(read(dataset, columns, filter=where))
+    return pa.concat_tables(parts) if parts else read(None, columns)
+
+
+def is_partitioned(source: Source) -> bool:
+    return PARTITION_COLUMN in column_names(source)
+
+
+def latest_versions(source: Source, key: str, version: str, columns: Mapping[str, pa.DataType]) -> pa.Table:
+    """The latest version of every record of an incremental table, read in two passes: where each record's
+    newest version lives (narrow columns), then `columns` of those rows only, so wide columns are read once
+    per record rather than once per version."""
+    wanted = {**columns, version: TS, EXTRACTED_AT: TS}
+    order = [(version, "descending"), *VERSION_ORDER]
+    if not is_partitioned(source):
+        return first_per_key(read(source, wanted), [key], order).select(list(columns))
+    located = latest_version_partitions(source, key, columns[key], version)
+    # a key stored twice in one partition (a failed primary-key check) still yields one row
+    return first_per_key(read_located(source, located, key, wanted), [key], order).select(list(columns))
 
 
 def lookup(keys: pa.ChunkedArray, mapping: Mapping, type_: pa.DataType = pa.string()) -> pa.Array:
@@ -145,12 +158,7 @@ def to_dict(table: pa.Table, key: str, value: str) -> dict:
 
 
 def rows_of_latest_partition(source: Source, key: str, columns: Mapping[str, pa.DataType]) -> pa.Table:
-    """For every `key`, all its rows from the newest partition that holds any (child tables: a partition holds
-    the complete list of children of each parent it contains, so older partitions are superseded copies)."""
-    dataset = as_dataset(source)
-    if PARTITION_COLUMN not in column_names(dataset):
-        return read(dataset, columns)
-    narrow = read(dataset, {key: columns[key], PARTITION_COLUMN: pa.string()})
-    newest = first_per_key(narrow, [key], [(PARTITION_COLUMN, "descending")])
-    parts = list(_read_partitions_of(dataset, newest, key, columns))
-    return pa.concat_tables(parts) if parts else read(None, columns)
+    """For every `key`, all its rows from the newest partition that holds any (see `newest_partitions`)."""
+    if not is_partitioned(source):
+        return read(source, columns)
+    return read_located(source, newest_partitions(source, key, columns[key]), key, columns)
