@@ -383,60 +383,58 @@ class IssueStore:
             })
         return comments
 
-    def histories_of(self, view: IssueView) -> list[dict[str, Any]]:
-        """Changelog histories, oldest first, consistent with the issue's current status and assignee."""
+    def history_total(self, view: IssueView) -> int:
+        return view.n_histories + len(self.extra_histories.get(view.idx, ()))
+
+    def histories_of(self, view: IssueView, start: int = 0, stop: Optional[int] = None) -> list[dict[str, Any]]:
+        """Changelog histories [start, stop), oldest first, ending at the issue's current status and assignee.
+
+        Only the requested slice is built (search embeds 40 of possibly hundreds).
+        """
         base = int(self.col["history_base"][view.idx])
         count = view.n_histories
+        extras = self.extra_histories.get(view.idx, [])
+        stop = count + len(extras) if stop is None else min(stop, count + len(extras))
         span = max(view.updated - view.created, MS_PER_MINUTE)
         workers = self.world.workers
         rnd = random.Random(mix(self.seed, view.id, 0xC2))
-        kinds = [rnd.choice("ssaplpx") for _ in range(count)]
+        kinds = rnd.choices("ssaplpx", k=count)
         if count and view.status != 0:
             kinds[-1] = "s"  # the last change is the transition into the current status
-        # walk status and assignee chains backwards from the current values so the log ends where the issue is
-        cycle = (0, 1, 2, 3)
-        status_to: dict[int, int] = {}
-        current = view.status
+        # walk the status and assignee chains backwards from the current values: (from, to) per change
+        changes: dict[int, tuple[int, int]] = {}
+        status, assignee = view.status, view.assignee
         for j in range(count - 1, -1, -1):
             if kinds[j] == "s":
-                status_to[j] = current
-                current = cycle[(cycle.index(current) - 1) % 4] if current in cycle else 0
-        assignee_to: dict[int, int] = {}
-        current_assignee = view.assignee
-        for j in range(count - 1, -1, -1):
-            if kinds[j] == "a":
-                assignee_to[j] = current_assignee
-                current_assignee = workers[(j * 7 + view.id) % len(workers)]
+                before = STATUS_CYCLE[(STATUS_CYCLE.index(status) - 1) % 4] if status in STATUS_CYCLE else 0
+                changes[j], status = (before, status), before
+            elif kinds[j] == "a":
+                before = workers[(j * 7 + view.id) % len(workers)]
+                changes[j], assignee = (before, assignee), before
         histories = []
-        prev_status = current
-        prev_assignee = current_assignee
-        for j in range(count):
-            created = view.created + span * (j + 1) // count
-            author = workers[(mix(self.seed, base + j) >> 8) % len(workers)]
+        for j in range(start, min(stop, count)):
             kind = kinds[j]
             if kind == "s":
-                to = status_to[j]
-                items = [change_item("status", "jira", STATUSES[prev_status][0], STATUSES[prev_status][1],
-                               STATUSES[to][0], STATUSES[to][1])]
-                prev_status = to
+                old, new = changes[j]
+                items = [change_item("status", "jira", STATUSES[old][0], STATUSES[old][1], STATUSES[new][0],
+                                     STATUSES[new][1])]
             elif kind == "a":
-                to = assignee_to[j]
-                items = [change_item("assignee", "jira", self._account(prev_assignee), self._name(prev_assignee),
-                               self._account(to), self._name(to), field_name="assignee")]
-                prev_assignee = to
+                old, new = changes[j]
+                items = [change_item("assignee", "jira", self._account(old), self._name(old), self._account(new),
+                                     self._name(new))]
             elif kind == "p":
                 a, b = (j + view.id) % 5, (j + view.id + 1) % 5
                 items = [change_item("priority", "jira", PRIORITIES[a][0], PRIORITIES[a][1], PRIORITIES[b][0],
-                               PRIORITIES[b][1])]
+                                     PRIORITIES[b][1])]
             elif kind == "l":
-                label = LABELS[(j + view.id) % len(LABELS)]
-                items = [change_item("labels", "jira", None, "", None, label)]
+                items = [change_item("labels", "jira", None, "", None, LABELS[(j + view.id) % len(LABELS)])]
             else:
                 points = (1, 2, 3, 5, 8, 13)
                 items = [change_item("Story point estimate", "custom", None, str(points[j % 6]), None,
-                               str(points[(j + 1) % 6]), field_id="customfield_10016")]
-            histories.append({"id": base + j, "author": author, "created": created, "items": items})
-        histories.extend(self.extra_histories.get(view.idx, []))
+                                     str(points[(j + 1) % 6]), field_id="customfield_10016")]
+            histories.append({"id": base + j, "author": workers[((base + j) * 0x9E3779B1 >> 11) % len(workers)],
+                              "created": view.created + span * (j + 1) // count, "items": items})
+        histories.extend(extras[max(0, start - count):max(0, stop - count)])
         return histories
 
     def _account(self, user: int) -> Optional[str]:
@@ -590,9 +588,9 @@ class IssueRenderer:
         if selection.fields or not selection.ids_only:
             record["fields"] = values
         if "changelog" in expand:
-            histories = store.histories_of(view)
-            record["changelog"] = {"startAt": 0, "maxResults": EMBEDDED_HISTORIES, "total": len(histories),
-                                   "histories": [self.history(h, ctx) for h in histories[:EMBEDDED_HISTORIES]]}
+            histories = store.histories_of(view, 0, EMBEDDED_HISTORIES)
+            record["changelog"] = {"startAt": 0, "maxResults": EMBEDDED_HISTORIES, "total": store.history_total(view),
+                                   "histories": [self.history(h, ctx) for h in histories]}
         return record
 
     def field_values(self, view: IssueView, field_ids: tuple[str, ...], ctx: ViewContext) -> dict[str, Any]:
@@ -851,6 +849,7 @@ class IssueRenderer:
 
 
 _MISSING = object()
+STATUS_CYCLE = (0, 1, 2, 3)  # To Do -> In Progress -> In Review -> Done
 _ESTIMATES = (None, None, 3600, 7200, 14400, 28800, 57600)
 _ENVIRONMENTS = tuple(f"Browser: Firefox {v}\nOS: Ubuntu 24.04 — ünïcødé" for v in range(100, 131))
 _COLOURS = ("Red", "Green", "Blue")

@@ -40,28 +40,32 @@ def offset_seconds(zone_name: str, epoch_ms: int) -> int:
     return int(instant.astimezone(zone(zone_name)).utcoffset().total_seconds())
 
 
-@lru_cache(maxsize=65536)
-def _hour_prefix(local_hour: int) -> str:
-    t = time.gmtime(local_hour * 3600)
-    return "%04d-%02d-%02dT%02d:" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour)
+_MINUTES: dict[str, dict[int, tuple[str, str]]] = {}
+_MINUTES_PER_ZONE = 500_000
 
 
-@lru_cache(maxsize=256)
-def _offset_suffix(offset: int) -> str:
+def _minute_parts(zone_name: str, minute: int) -> tuple[str, str]:
+    """("2026-11-06T04:30:", "-0800") for one minute in one zone (offsets only change on whole minutes)."""
+    offset = offset_seconds(zone_name, minute * MS_PER_MINUTE)
+    local = time.gmtime(minute * 60 + offset)
     sign = "-" if offset < 0 else "+"
-    return "%s%02d%02d" % (sign, abs(offset) // 3600, abs(offset) % 3600 // 60)
+    parts = ("%04d-%02d-%02dT%02d:%02d:" % (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min),
+             "%s%02d%02d" % (sign, abs(offset) // 3600, abs(offset) % 3600 // 60))
+    cache = _MINUTES.setdefault(zone_name, {})
+    if len(cache) >= _MINUTES_PER_ZONE:
+        cache.clear()
+    cache[minute] = parts
+    return parts
 
 
 def jira_datetime(epoch_ms: int, zone_name: str) -> str:
     """`2026-11-06T04:30:00.123-0800`: millisecond precision, numeric offset of the viewer's zone.
 
-    Hot path (a page of 100 issues formats thousands of these): hour prefixes and offsets are cached.
+    Hot path (a page of 100 issues formats thousands of these): the minute's prefix and offset are cached.
     """
-    offset = offset_seconds(zone_name, epoch_ms)
-    hour, rest = divmod(epoch_ms + offset * 1000, MS_PER_HOUR)
-    minute, rest = divmod(rest, MS_PER_MINUTE)
-    second, millis = divmod(rest, 1000)
-    return f"{_hour_prefix(hour)}{minute:02d}:{second:02d}.{millis:03d}{_offset_suffix(offset)}"
+    minute, rest = divmod(epoch_ms, MS_PER_MINUTE)
+    parts = _MINUTES.get(zone_name, {}).get(minute) or _minute_parts(zone_name, minute)
+    return f"{parts[0]}{rest // 1000:02d}.{rest % 1000:03d}{parts[1]}"
 
 
 def jira_date(epoch_ms: int, zone_name: str) -> str:
