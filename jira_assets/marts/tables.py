@@ -113,19 +113,23 @@ def newest_partitions(source: Source, key: str, key_type: pa.DataType) -> pa.Tab
     return first_per_key(narrow, [key], [(PARTITION_COLUMN, "descending")])
 
 
-def read_located(source: Source, located: pa.Table, key: str, columns: Mapping[str, pa.DataType]) -> pa.Table:
-    """`columns` of the rows whose (key, date) is in `located`, read partition by partition (files pruned)."""
+def read_located(source: Source, located: pa.Table, key: str, columns: Mapping[str, pa.DataType],
+                 filter: Optional[ds.Expression] = None) -> pa.Table:
+    """`columns` of the rows whose (key, date) is in `located`, read partition by partition (files pruned);
+    for an unpartitioned table (hand-built in tests), every row of those keys."""
     dataset = as_dataset(source)
-    by_date: dict[str, list] = {}
+    by_date: dict[Optional[str], list] = {}
     for date, record_key in zip(located.column(PARTITION_COLUMN).to_pylist(),
                                 located.column(key).to_pylist()):
-        by_date.setdefault(date, []).append(record_key)
-    stored_type = dataset.schema.field(key).type if by_date else None
+        by_date.setdefault(date if is_partitioned(dataset) else None, []).append(record_key)
     parts = []
-    for date in sorted(by_date):
-        keys = pa.array(by_date[date], type=located.schema.field(key).type).cast(stored_type)
-        where = (ds.field(PARTITION_COLUMN) == date) & ds.field(key).isin(keys)
-        parts.append(read(dataset, columns, filter=where))
+    for date in sorted(by_date, key=str):
+        keys = pa.array(by_date[date], type=located.schema.field(key).type)
+        keys = keys.cast(dataset.schema.field(key).type)
+        where = ds.field(key).isin(keys)
+        if date is not None:
+            where = (ds.field(PARTITION_COLUMN) == date) & where
+        parts.append(read(dataset, columns, filter=where if filter is None else where & filter))
     return pa.concat_tables(parts) if parts else read(None, columns)
 
 
@@ -139,8 +143,6 @@ def latest_versions(source: Source, key: str, version: str, columns: Mapping[str
     per record rather than once per version."""
     wanted = {**columns, version: TS, EXTRACTED_AT: TS}
     order = [(version, "descending"), *VERSION_ORDER]
-    if not is_partitioned(source):
-        return first_per_key(read(source, wanted), [key], order).select(list(columns))
     located = latest_version_partitions(source, key, columns[key], version)
     # a key stored twice in one partition (a failed primary-key check) still yields one row
     return first_per_key(read_located(source, located, key, wanted), [key], order).select(list(columns))
@@ -157,8 +159,7 @@ def to_dict(table: pa.Table, key: str, value: str) -> dict:
     }
 
 
-def rows_of_latest_partition(source: Source, key: str, columns: Mapping[str, pa.DataType]) -> pa.Table:
+def rows_of_latest_partition(source: Source, key: str, columns: Mapping[str, pa.DataType],
+                             filter: Optional[ds.Expression] = None) -> pa.Table:
     """For every `key`, all its rows from the newest partition that holds any (see `newest_partitions`)."""
-    if not is_partitioned(source):
-        return read(source, columns)
-    return read_located(source, newest_partitions(source, key, columns[key]), key, columns)
+    return read_located(source, newest_partitions(source, key, columns[key]), key, columns, filter)
