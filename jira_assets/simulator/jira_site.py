@@ -40,7 +40,8 @@ class JiraSite:
         #: replayed records by snapshot name (replay.py fills it)
         self.replayed: dict[str, Any] = {}
         self.replayed_issues: Any = None
-        self._search_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        #: small LRU of derived results (search matches, sorted worklog feeds), keyed by data version
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._snapshots: dict[str, Callable[[], Any]] = self._registry()
 
@@ -167,20 +168,22 @@ class JiraSite:
         visible = np.ones(len(source.col["id"]), dtype=bool) if viewer >= 0 else np.zeros(len(source.col["id"]), dtype=bool)
         now = self.clock.now_ms()
         # relative dates ("-5m") change with time, so they are pinned to the minute for caching
-        key = (jql, viewer, zone, self.store.version, now // 60_000 if "-" in jql or "now(" in jql.lower() else 0,
-               id(source))
-        with self._lock:
-            cached = self._search_cache.get(key)
-            if cached is not None:
-                self._search_cache.move_to_end(key)
-                return cached
+        key = ("search", jql, viewer, zone, self.store.version,
+               now // 60_000 if "-" in jql or "now(" in jql.lower() else 0, id(source))
         account = self.world.users[viewer].account_id if viewer >= 0 else None
-        result = run(query, source, EvalContext(now, zone, account), visible)
+        return self._cached(key, lambda: run(query, source, EvalContext(now, zone, account), visible))
+
+    def _cached(self, key: tuple, compute: Callable[[], Any], size: int = 16) -> Any:
         with self._lock:
-            self._search_cache[key] = result
-            while len(self._search_cache) > 16:
-                self._search_cache.popitem(last=False)
-        return result
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()  # outside the lock: concurrent requests may compute twice, never block each other
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > size:
+                self._cache.popitem(last=False)
+        return value
 
     def issue_source(self) -> Any:
         return self.replayed_issues if self.replayed_issues is not None else self.store
@@ -229,19 +232,12 @@ class JiraSite:
     def worklog_feed(self, deleted: bool) -> tuple[np.ndarray, np.ndarray]:
         """(worklog ids, timestamps) sorted by (timestamp, id): update times of live worklogs, or deletion
         times of deleted ones. Cached per data version: /worklog/updated pages through it 1000 at a time."""
-        key = ("worklog_feed", deleted, self.store.version)
-        with self._lock:
-            cached = self._search_cache.get(key)
-        if cached is not None:
-            return cached
-        ids, stamps = self._worklog_feed_unsorted(deleted)
-        order = np.lexsort((ids, stamps))
-        result = (ids[order], stamps[order])
-        with self._lock:
-            self._search_cache[key] = result
-            while len(self._search_cache) > 16:
-                self._search_cache.popitem(last=False)
-        return result
+        def sort() -> tuple[np.ndarray, np.ndarray]:
+            ids, stamps = self._worklog_feed_unsorted(deleted)
+            order = np.lexsort((ids, stamps))
+            return ids[order], stamps[order]
+
+        return self._cached(("worklog_feed", deleted, self.store.version, len(self.replayed)), sort)
 
     def _worklog_feed_unsorted(self, deleted: bool) -> tuple[np.ndarray, np.ndarray]:
         if "issue_worklogs" in self.replayed:
