@@ -314,6 +314,18 @@ def test_changelogs_of_an_issue_stored_in_two_partitions_are_counted_once_from_t
     assert [r["value"] for r in rows] == ["a", "b", "c"]
 
 
+def test_the_history_built_a_few_issues_at_a_time_equals_the_history_built_at_once():
+    issues = issues_table(*(issue(i, f"2026-03-0{1 + i % 3}T10:00", f"2026-03-0{1 + i % 3}",
+                                  fields={"summary": f"s{i}"}) for i in range(1, 8)))
+    changes = changelog_table(*(change(i, 100 + i, "2026-03-01T09:00", "summary", None, "x", None, f"s{i}")
+                                for i in range(1, 8, 2)))
+    dims = Dimensions.load(issue_fields=FIELDS)
+    order = [(c, "ascending") for c in ("issue_id", "field_id", "changed_at")]
+    whole = issue_field_history(changes, issues, dims).sort_by(order)
+    assert issue_field_history(changes, issues, dims, chunk_size=2).sort_by(order).equals(whole)
+    assert sorted(set(whole.column("issue_id").to_pylist())) == list(range(1, 8))
+
+
 def test_a_deleted_issue_has_no_field_history():
     issues = issues_table(issue(1, "2026-03-05T16:00", "2026-03-05", fields={"summary": "x"}))
     changes = changelog_table(change(1, 1, "2026-03-02T10:00", "summary", None, "a", None, "x"))

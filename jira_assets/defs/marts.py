@@ -72,9 +72,10 @@ def column_lineage(
     })
 
 
-def _output(table: pa.Table, lineage: Mapping[str, list[tuple[str, str, str]]], **metadata: Any) -> dg.Output:
-    return dg.Output(table, metadata={"dagster/column_lineage": column_lineage(lineage, table.column_names),
-                                      **metadata})
+def _output(data: pa.Table | RecordBatchStream, lineage: Mapping[str, list[tuple[str, str, str]]],
+            **metadata: Any) -> dg.Output:
+    return dg.Output(data, metadata={"dagster/column_lineage": column_lineage(lineage, data.schema.names),
+                                     **metadata})
 
 
 def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa.Schema | None = None,
@@ -188,9 +189,10 @@ def worklogs_current(context: dg.AssetExecutionContext, worklogs: ds.Dataset, de
 )
 def issue_field_history(context: dg.AssetExecutionContext, changelogs: ds.Dataset, issues: ds.Dataset,
                         deleted_issues: ds.Dataset, issue_fields: ds.Dataset) -> dg.Output:
-    table = history_mart.issue_field_history(changelogs, issues, Dimensions.load(issue_fields=issue_fields),
-                                             deleted_issues)
-    return _output(table, history_mart.FIELD_HISTORY_LINEAGE)
+    dims = Dimensions.load(issue_fields=issue_fields)
+    batches = history_mart.field_history_batches(changelogs, issues, dims, deleted_issues)
+    stream = RecordBatchStream(history_mart.FIELD_HISTORY_SCHEMA, batches)
+    return _output(stream, history_mart.FIELD_HISTORY_LINEAGE)
 
 
 @_mart(

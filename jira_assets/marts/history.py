@@ -16,14 +16,18 @@ left out (C10).
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from jira_assets.marts.dimensions import INT, STR, Dimensions
-from jira_assets.marts.issues import DELETED, deletion_states, latest_issues
-from jira_assets.marts.tables import TS, Source, rows_of_latest_partition
+from jira_assets.marts.issues import DELETED, deletion_states
+from jira_assets.marts.tables import (EXTRACTED_AT, PARTITION_COLUMN, TS, VERSION_ORDER, Source,
+                                      first_per_key, latest_version_partitions, newest_partitions,
+                                      read_located, rows_of_latest_partition)
 
 CHANGELOG_COLUMNS = {
     "issue_id": STR,
@@ -136,27 +140,22 @@ FIELD_HISTORY_LINEAGE["value_ids"] = FIELD_HISTORY_LINEAGE["value_id"]
 FIELD_HISTORY_LINEAGE["values"] = FIELD_HISTORY_LINEAGE["value"]
 
 
-def changelog_items(changelogs: Source, deleted: Source = None) -> pa.Table:
-    """Every changelog item once (from each issue's newest partition), issue ids as integers, in order."""
-    items = rows_of_latest_partition(changelogs, "issue_id", CHANGELOG_COLUMNS)
+CHUNK_ISSUES = 2000  # issues whose history is built (and held) at a time
+# the changelog items that move an issue between statuses
+STATUS_ITEMS = (ds.field("field_id") == "status") | (ds.field("field") == "status")
+
+
+def changelog_items(changelogs: Source, where: Optional[ds.Expression] = None) -> pa.Table:
+    """Every changelog item once (from each issue's newest partition), in order; `where` filters the rows."""
+    return _ordered(rows_of_latest_partition(changelogs, "issue_id", CHANGELOG_COLUMNS, where))
+
+
+def _ordered(items: pa.Table) -> pa.Table:
+    """Changelog rows with integer issue ids, by issue, time, history id (as a number), item index."""
     items = items.set_column(0, "issue_id", items.column("issue_id").cast(INT))
-    states = deletion_states(deleted)
-    if states:
-        items = items.filter(
-            pa.array(
-                [states.get(i) != DELETED for i in items.column("issue_id").to_pylist()], type=pa.bool_()
-            )
-        )
     history_number = pa.array([_number(h) for h in items.column("history_id").to_pylist()], type=INT)
-    items = items.append_column("_history_number", history_number)
-    return items.sort_by(
-        [
-            ("issue_id", "ascending"),
-            ("created", "ascending"),
-            ("_history_number", "ascending"),
-            ("item_index", "ascending"),
-        ]
-    )
+    order = ["issue_id", "created", "_history_number", "item_index"]
+    return items.append_column("_history_number", history_number).sort_by([(c, "ascending") for c in order])
 
 
 def _number(value: Optional[str]) -> Optional[int]:
@@ -193,25 +192,50 @@ class FieldKinds:
         return field_id == "labels" or str(self.schema(field_id).get("custom", "")).endswith(":labels")
 
 
-def issue_field_history(
-    changelogs: Source, issues: Source, dims: Dimensions, deleted: Source = None
-) -> pa.Table:
+ISSUE_COLUMNS = {"id": INT, "key": STR, "created": TS, "fields_json": pa.large_string(), "updated": TS,
+                 EXTRACTED_AT: TS}
+
+
+def field_history_batches(changelogs: Source, issues: Source, dims: Dimensions, deleted: Source = None,
+                          chunk_size: int = CHUNK_ISSUES) -> Iterator[pa.RecordBatch]:
+    """The history, `chunk_size` issues at a time, so memory holds one chunk of issues, not the whole table.
+
+    Issues are taken in the order of the partition holding their newest version, so a chunk reads few files:
+    the issue rows (for creation time and current values) and the changelog rows of the same issues."""
     kinds = FieldKinds(dims)
-    items = changelog_items(changelogs, deleted)
     states = deletion_states(deleted)
-    issues_latest = latest_issues(
-        issues, {"id": INT, "key": STR, "created": TS, "fields_json": pa.large_string()}
-    )
-    issue_rows = {r["id"]: r for r in issues_latest.to_pylist() if states.get(r["id"]) != DELETED}
-    changes_by_issue: dict[int, list[dict]] = {}
-    for item in items.to_pylist():
-        changes_by_issue.setdefault(item["issue_id"], []).append(item)
-    rows: list[dict] = []
-    for issue_id in sorted(set(changes_by_issue) | set(issue_rows)):
-        rows.extend(
-            _issue_history(issue_id, issue_rows.get(issue_id), changes_by_issue.get(issue_id, []), kinds)
-        )
-    return pa.Table.from_pylist(rows, schema=FIELD_HISTORY_SCHEMA)
+    issues_at = latest_version_partitions(issues, "id", INT, "updated")
+    changes_at = newest_partitions(changelogs, "issue_id", STR)
+    issue_dates = _dates(issues_at, "id")
+    change_dates = {int(i): d for i, d in _dates(changes_at, "issue_id").items()}
+    order = sorted((i for i in set(issue_dates) | set(change_dates) if states.get(i) != DELETED),
+                   key=lambda i: (issue_dates.get(i) or change_dates.get(i) or "", i))
+    for start in range(0, len(order), chunk_size):
+        chunk = order[start:start + chunk_size]
+        located = issues_at.filter(pc.is_in(issues_at.column("id"), pa.array(chunk, INT)))
+        stored = first_per_key(read_located(issues, located, "id", ISSUE_COLUMNS), ["id"],
+                               [("updated", "descending"), *VERSION_ORDER])
+        in_chunk = pa.array([str(i) for i in chunk])
+        located = changes_at.filter(pc.is_in(changes_at.column("issue_id"), in_chunk))
+        items = _ordered(read_located(changelogs, located, "issue_id", CHANGELOG_COLUMNS))
+        issue_rows = {r["id"]: r for r in stored.to_pylist()}
+        changes: dict[int, list[dict]] = {}
+        for item in items.to_pylist():
+            changes.setdefault(item["issue_id"], []).append(item)
+        rows = [row for issue_id in sorted(chunk) for row in
+                _issue_history(issue_id, issue_rows.get(issue_id), changes.get(issue_id, []), kinds)]
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=FIELD_HISTORY_SCHEMA)
+
+
+def _dates(located: pa.Table, key: str) -> dict:
+    return dict(zip(located.column(key).to_pylist(), located.column(PARTITION_COLUMN).to_pylist()))
+
+
+def issue_field_history(changelogs: Source, issues: Source, dims: Dimensions, deleted: Source = None,
+                        chunk_size: int = CHUNK_ISSUES) -> pa.Table:
+    batches = list(field_history_batches(changelogs, issues, dims, deleted, chunk_size))
+    return pa.Table.from_batches(batches, schema=FIELD_HISTORY_SCHEMA)
 
 
 def _issue_history(

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jira_assets.marts.dimensions import DONE, IN_PROGRESS, INT, STR, Dimensions
-from jira_assets.marts.history import changelog_items
+from jira_assets.marts.history import STATUS_ITEMS, changelog_items
 from jira_assets.marts.tables import TS, Source, read
 
 TRANSITIONS_SCHEMA = pa.schema(
@@ -95,10 +95,7 @@ ISSUE_COLUMNS = {"issue_id": INT, "issue_key": STR, "project_id": STR, "project_
 def issue_status_transitions(changelogs: Source, issues_current: Source, dims: Dimensions,
                              as_of: dt.datetime) -> pa.Table:
     issues = read(issues_current, ISSUE_COLUMNS).to_pylist()
-    items = changelog_items(changelogs)
-    status_items = items.filter(
-        pc.equal(pc.coalesce(items.column("field_id"), items.column("field")), "status")
-    )
+    status_items = changelog_items(changelogs, STATUS_ITEMS)
     changes: dict[int, list[dict]] = {}
     for item in status_items.to_pylist():
         changes.setdefault(item["issue_id"], []).append(item)
