@@ -34,7 +34,8 @@ class Browser:
 def login_args(simulator, tmp_path, monkeypatch):
     info = simulator.info()
     monkeypatch.setenv("JIRA_CLIENT_SECRET", info["client_secret"])
-    for name in ("JIRA_SITE_URL", "JIRA_CLIENT_ID", "JIRA_TOKEN_STORE", "JIRA_AUTH_BASE_URL", "JIRA_API_BASE_URL"):
+    for name in ("JIRA_SITE_URL", "JIRA_CLIENT_ID", "JIRA_TOKEN_STORE", "JIRA_AUTH_BASE_URL",
+                 "JIRA_API_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     return ["--site-url", info["site_url"], "--client-id", info["client_id"],
             "--token-store", str(tmp_path / "tokens.json"), "--auth-base-url", info["auth_base_url"],
@@ -77,7 +78,9 @@ def test_a_callback_with_a_forged_state_stores_nothing(login_args, tmp_path, mon
     assert not (tmp_path / "tokens.json").exists()
 
 
-def test_status_describes_the_grant_without_revealing_it(simulator, login_args, tmp_path, monkeypatch, capsys):
+def test_status_describes_the_grant_without_revealing_it(
+    simulator, login_args, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setattr(login.webbrowser, "open", Browser().open)
     assert login.main(["auth", "login", *login_args, "--timeout", "20"]) == 0
     capsys.readouterr()

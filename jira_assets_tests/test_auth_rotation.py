@@ -1,4 +1,5 @@
-"""Rotating refresh tokens shared by many processes (C12): the grant survives strict rotation and forced expiry."""
+"""Rotating refresh tokens shared by many processes (C12): the grant survives strict rotation and forced
+expiry."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +9,10 @@ import stat
 
 import pytest
 
-from jira_assets.jira import FileTokenStore, JiraAuthError, JiraClient, OAuth3LO, S3TokenStore
+from jira_assets.jira import FileTokenStore, JiraAuthError, JiraClient, OAuth3LO
 from jira_assets.simulator import Simulator, SimulatorConfig
 
-from .test_auth_worker import hammer
+from .test_client_workers import hammer
 
 PROCESSES = 16
 SECONDS = 8.0
@@ -50,12 +51,14 @@ def assert_grant_survived(sim: Simulator, reports: list[dict]) -> dict:
     assert stats["token_refreshes"] == refreshes
     # Single flight: most expiries were met by adopting a token another process had just stored.
     assert refreshes * 4 <= acquisitions, (refreshes, acquisitions)
-    return {"processes": len(reports), "requests": sum(r["requests"] for r in reports), "refreshes": refreshes,
-            "adoptions": acquisitions - refreshes, "401s": sum(r["unauthorized"] for r in reports),
+    return {"processes": len(reports), "requests": sum(r["requests"] for r in reports),
+            "refreshes": refreshes, "adoptions": acquisitions - refreshes,
+            "401s": sum(r["unauthorized"] for r in reports),
             "min_expiries_per_process": min(r["expiries"] for r in reports),
             "seconds": round(max(r["seconds"] for r in reports), 1)}
 
 
+@pytest.mark.slow
 def test_sixteen_processes_share_one_token_file_without_losing_the_grant(tmp_path, capsys):
     with strict_simulator() as sim:
         reports = run_processes(sim.info(), {"kind": "file", "path": str(tmp_path / "tokens.json")})
@@ -67,7 +70,8 @@ def test_sixteen_processes_share_one_token_file_without_losing_the_grant(tmp_pat
 
 @pytest.fixture
 def quiet_moto():
-    """moto's server logs every S3 request through werkzeug; sixteen processes polling a lease make that noisy."""
+    """moto's server logs every S3 request through werkzeug; sixteen processes polling a lease make that
+    noisy."""
     werkzeug = logging.getLogger("werkzeug")
     level = werkzeug.level
     werkzeug.setLevel(logging.WARNING)
@@ -75,8 +79,10 @@ def quiet_moto():
     werkzeug.setLevel(level)
 
 
-def test_sixteen_processes_share_one_s3_token_object_without_losing_the_grant(s3_server, s3_bucket, quiet_moto,
-                                                                              capsys):
+@pytest.mark.slow
+def test_sixteen_processes_share_one_s3_token_object_without_losing_the_grant(
+    s3_server, s3_bucket, quiet_moto, capsys
+):
     spec = {"kind": "s3", "endpoint": s3_server, "bucket": s3_bucket, "key": "jira/tokens.json"}
     with strict_simulator() as sim:
         reports = run_processes(sim.info(), spec)
@@ -111,14 +117,16 @@ def test_an_access_token_revoked_early_is_refreshed_once_and_the_request_retried
     with Simulator(SimulatorConfig(seed=7, issues=10, refresh_leeway=0)) as sim:
         mine = oauth(sim, FileTokenStore(tmp_path / "tokens.json"))
         mine.myself()
-        # Another process rotates the grant: with no leeway our access token dies at once (companion revocation).
+        # Another process rotates the grant: with no leeway our access token dies at once (companion
+        # revocation).
         info = sim.info()
         other = OAuth3LO(info["client_id"], info["client_secret"], FileTokenStore(tmp_path / "tokens.json"),
                          auth_base_url=info["auth_base_url"])
         other.recover_from_unauthorized(mine.auth.authorization())
         fields = mine.get_json("/rest/api/2/field")
         assert fields and mine.stats.responses_by_status[401] == 1
-        assert mine.auth.refreshes == 1 and mine.auth.adoptions == 1  # took the other's new token, spent nothing
+        # It took the other's new token and spent nothing.
+        assert mine.auth.refreshes == 1 and mine.auth.adoptions == 1
         assert sim.stats()["invalid_grant"] == 0
 
 
@@ -127,7 +135,8 @@ def test_revoked_consent_says_to_log_in_again(tmp_path):
         seed = sim.info()["refresh_token"]
         good = oauth(sim, FileTokenStore(tmp_path / "good.json"))
         good.myself()
-        # A misconfigured second deployment reuses the spent seed: Atlassian treats it as theft and revokes the grant.
+        # A misconfigured second deployment reuses the spent seed: Atlassian treats it as theft and revokes
+        # the grant.
         with pytest.raises(JiraAuthError):
             oauth(sim, FileTokenStore(tmp_path / "stale.json"), refresh_token=seed).myself()
         sim.clock.advance(3601)

@@ -1,4 +1,5 @@
-"""Secrets never reach logs (even at DEBUG, urllib3 and requests-oauthlib included), reprs or exception text."""
+"""Secrets never reach logs (even at DEBUG, urllib3 and requests-oauthlib included), reprs or exception
+text."""
 from __future__ import annotations
 
 import logging
@@ -44,7 +45,8 @@ def test_no_secret_appears_in_debug_logs_reprs_or_errors(tmp_path, caplog):
         texts.extend([repr(client), repr(auth), repr(store.read()), str(store.read()), repr(client.stats)])
 
         expect_error(lambda: client.post_json(f"{API}/search/jql", {"jql": "project = ABC"}))
-        basic = JiraClient(info["site_url"], ApiToken(info["email"], info["api_token"] + "x"), allow_local=True)
+        wrong = ApiToken(info["email"], info["api_token"] + "x")
+        basic = JiraClient(info["site_url"], wrong, allow_local=True)
         secrets.add(info["api_token"] + "x")
         expect_error(basic.myself)
         texts.append(repr(basic.auth))
@@ -56,7 +58,8 @@ def test_no_secret_appears_in_debug_logs_reprs_or_errors(tmp_path, caplog):
         sim.clock.advance(3601)
         expect_error(lambda: client.get_json(f"{API}/field"))
 
-    assert any(r.name.startswith("requests_oauthlib") for r in caplog.records)  # its DEBUG output was captured
+    # Their DEBUG output was captured (and it does carry token bodies before redaction).
+    assert any(r.name.startswith("requests_oauthlib") for r in caplog.records)
     assert any(r.name.startswith("urllib3") for r in caplog.records)
     captured = caplog.text + "\n".join(r.getMessage() for r in caplog.records) + "\n".join(texts)
     assert len(secrets) >= 6

@@ -28,10 +28,11 @@ from jira_assets.jira import (
 API = "/rest/api/2"
 
 
-def oauth_client(sim, tmp_path, refresh_token: str | None = None, site_url: str | None = None, **kwargs) -> JiraClient:
+def oauth_client(sim, tmp_path, refresh_token=None, site_url=None, **kwargs) -> JiraClient:
     info = sim.info()
     auth = OAuth3LO(info["client_id"], info["client_secret"], FileTokenStore(tmp_path / "tokens.json"),
-                    auth_base_url=info["auth_base_url"], initial_refresh_token=refresh_token or info["refresh_token"])
+                    auth_base_url=info["auth_base_url"],
+                    initial_refresh_token=refresh_token or info["refresh_token"])
     return JiraClient(site_url or info["site_url"], auth, api_base_url=info["api_base_url"], allow_local=True,
                       **kwargs)
 
@@ -53,7 +54,8 @@ def test_c11_a_400_from_search_raises_with_jiras_message_instead_of_yielding_not
 
 
 def test_field_errors_of_a_400_are_part_of_the_message(simulator, client):
-    simulator.script(r"/field$", [(400, {}, {"errorMessages": [], "errors": {"summary": "You must specify a summary."}})])
+    body = {"errorMessages": [], "errors": {"summary": "You must specify a summary."}}
+    simulator.script(r"/field$", [(400, {}, body)])
     with pytest.raises(JiraBadRequest, match="summary: You must specify a summary."):
         client.get_json(f"{API}/field")
 
@@ -90,12 +92,14 @@ def test_bad_basic_credentials_fail_at_myself_instead_of_reading_as_anonymous(si
     info = simulator.info()
     client = JiraClient(info["site_url"], ApiToken(info["email"], "not-the-token"), allow_local=True)
     with pytest.raises(JiraAuthError, match="credentials refused"):
-        list(client.iter_pages(f"{API}/project/search", PageBean()))  # would answer an empty page to anonymous
+        # Jira would answer this endpoint with an empty page for an anonymous caller.
+        list(client.iter_pages(f"{API}/project/search", PageBean()))
 
 
 def test_html_where_json_was_expected_is_a_protocol_error_with_a_snippet(simulator, client):
     client.myself()
-    simulator.script(r"/field$", [(200, {"Content-Type": "text/html"}, b"<html><body>Down for maintenance</body></html>")])
+    page = b"<html><body>Down for maintenance</body></html>"
+    simulator.script(r"/field$", [(200, {"Content-Type": "text/html"}, page)])
     with pytest.raises(JiraProtocolError) as info:
         client.get_json(f"{API}/field")
     assert "HTML" in str(info.value) and "Down for maintenance" in str(info.value)
@@ -163,11 +167,13 @@ def test_a_site_the_grant_does_not_cover_is_a_clear_error(simulator, tmp_path):
 
 
 def test_an_ambiguous_site_needs_an_explicit_cloud_id():
-    resources = [{"id": "a", "url": "https://acme.atlassian.net"}, {"id": "b", "url": "https://ACME.atlassian.net/"}]
+    site = "https://acme.atlassian.net"
+    resources = [{"id": "a", "url": site}, {"id": "b", "url": "https://ACME.atlassian.net/"}]
     with pytest.raises(ConfigError, match="several cloud ids"):
-        pick_cloud_id(resources, "https://acme.atlassian.net")
-    same_site_twice = [{"id": "a", "url": "https://acme.atlassian.net"}, {"id": "a", "url": "https://acme.atlassian.net"}]
-    assert pick_cloud_id(same_site_twice, "https://acme.atlassian.net") == "a"
+        pick_cloud_id(resources, site)
+    once_per_product = [{"id": "a", "url": site, "scopes": ["read:jira-work"]},
+                        {"id": "a", "url": site, "scopes": ["read:confluence-content.all"]}]
+    assert pick_cloud_id(once_per_product, site) == "a"
 
 
 def test_errors_survive_pickling_for_the_multiprocess_executor(client):

@@ -1,4 +1,5 @@
-"""Every Jira response shape, paged over real HTTP against the simulator and checked against its ground truth."""
+"""Every Jira response shape, paged over real HTTP against the simulator and checked against its ground
+truth."""
 from __future__ import annotations
 
 import logging
@@ -86,7 +87,8 @@ def test_c03_the_next_start_comes_from_the_page_size_the_server_returned(simulat
 
 
 def test_start_at_pages_with_a_total_read_every_comment(simulator, client):
-    comments = collect(client.iter_pages(f"{API}/issue/{CHATTY_ISSUE}/comment", StartAtTotal("comments", 1000)))
+    path = f"{API}/issue/{CHATTY_ISSUE}/comment"
+    comments = collect(client.iter_pages(path, StartAtTotal("comments", 1000)))
     assert [c["id"] for c in comments] == [c["id"] for c in simulator.truth.comments(CHATTY_ISSUE)]
     assert len(comments) == 201
 

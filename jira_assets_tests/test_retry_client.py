@@ -13,11 +13,12 @@ from jira_assets.jira import (
     JiraClient,
     JiraRateLimited,
     JiraServerError,
-    RequestBudget,
     RetryPolicy,
     ThrottleGate,
 )
 from jira_assets.simulator import Simulator, SimulatorConfig
+
+from .test_client_workers import budgeted_requests
 
 API = "/rest/api/2"
 
@@ -41,7 +42,9 @@ def basic_client(sim, fake: FakeTime | None = None, pick: str = "high", **policy
     """A site-host client (API token) whose retry policy sleeps on ``fake``."""
     info = sim.info()
     choose = (lambda low, high: high) if pick == "high" else (lambda low, high: low)
-    retry = RetryPolicy(sleep=fake.sleep, clock=fake.clock, random=choose, **policy) if fake else RetryPolicy(**policy)
+    if fake:
+        policy.update(sleep=fake.sleep, clock=fake.clock, random=choose)
+    retry = RetryPolicy(**policy)
     return JiraClient(info["site_url"], ApiToken(info["email"], info["api_token"]), allow_local=True,
                       retry=retry, throttle=ThrottleGate())
 
@@ -113,7 +116,8 @@ def test_a_quota_wait_beyond_the_limit_fails_fast_and_says_so(simulator):
     fake = FakeTime()
     client = basic_client(simulator, fake, max_retry_after=600)
     client.myself()
-    simulator.script(r"/field$", [(429, {"Retry-After": "1847", "RateLimit-Reason": "jira-quota-global-based"})])
+    quota = {"Retry-After": "1847", "RateLimit-Reason": "jira-quota-global-based"}
+    simulator.script(r"/field$", [(429, quota)])
     with pytest.raises(JiraRateLimited, match="1847|wait"):
         client.get_json(f"{API}/field")
     assert fake.sleeps == []
@@ -191,18 +195,12 @@ def test_requests_in_flight_never_exceed_the_per_process_limit():
         assert sim.stats()["max_in_flight"] == 2
 
 
-def _budgeted_worker(site_url: str, email: str, api_token: str, budget_dir: str, count: int) -> int:
-    client = JiraClient(site_url, ApiToken(email, api_token), allow_local=True, max_in_flight=4,
-                        budget=RequestBudget(budget_dir, slots=2))
-    with ThreadPoolExecutor(4) as pool:
-        return len(list(pool.map(lambda _: client.get_json(f"{API}/serverInfo"), range(count))))
-
-
+@pytest.mark.slow
 def test_a_request_budget_caps_requests_in_flight_across_processes(tmp_path):
     with Simulator(SimulatorConfig(seed=7, issues=20, latency_ms=40)) as sim:
         info = sim.info()
         args = (info["site_url"], info["email"], info["api_token"], str(tmp_path / "budget"), 12)
         with multiprocessing.get_context("spawn").Pool(3) as pool:
-            done = pool.starmap(_budgeted_worker, [args] * 3)
+            done = pool.starmap(budgeted_requests, [args] * 3)
         assert done == [12, 12, 12]
         assert sim.stats()["max_in_flight"] <= 2  # 3 processes x 4 threads, 2 slots machine-wide

@@ -1,4 +1,5 @@
-"""The retry policy on a fake clock: Retry-After is a floor, X-RateLimit-Reset is the fallback, then backoff."""
+"""The retry policy on a fake clock: Retry-After is a floor, X-RateLimit-Reset is the fallback, then
+backoff."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -56,7 +57,8 @@ def test_without_retry_after_x_ratelimit_reset_at_minute_precision_is_the_floor(
 
 def test_a_reset_in_the_past_falls_back_to_exponential_backoff():
     fake = FakeTime(datetime(2026, 3, 26, 16, 5, tzinfo=timezone.utc).timestamp())
-    assert policy(fake, "low").retry_delay(1, {"X-RateLimit-Reset": "2026-03-26T16:00:00Z"}) == pytest.approx(1.4)
+    delay = policy(fake, "low").retry_delay(1, {"X-RateLimit-Reset": "2026-03-26T16:00:00Z"})
+    assert delay == pytest.approx(1.4)
 
 
 def test_backoff_doubles_from_two_seconds_with_jitter_and_a_cap():

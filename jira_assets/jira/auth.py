@@ -56,8 +56,8 @@ class JiraAuth:
         raise NotImplementedError
 
     def recover_from_unauthorized(self, rejected_authorization: str) -> bool:
-        """A request sent with ``rejected_authorization`` got a gateway 401 "Unauthorized": make a retry worth it.
-        Returns False when nothing can be done (the caller then raises)."""
+        """A request sent with ``rejected_authorization`` got a gateway 401 "Unauthorized": make a
+        retry worth it. Returns False when nothing can be done (the caller then raises)."""
         return False
 
     def describe(self) -> str:
@@ -65,7 +65,8 @@ class JiraAuth:
 
 
 class ApiToken(JiraAuth):
-    """Basic ``email:api_token``. Classic tokens go to the site host; scoped tokens must go through the gateway."""
+    """Basic ``email:api_token``. Classic tokens go to the site host; scoped tokens must go through the
+    gateway."""
 
     can_refresh = False
 
@@ -88,9 +89,12 @@ class ApiToken(JiraAuth):
 
 
 class _TokenEndpoint:
-    """The mechanics of Atlassian's token endpoint, done with requests-oauthlib, with errors mapped to ours."""
+    """The mechanics of Atlassian's token endpoint, done with requests-oauthlib, with errors mapped to
+    ours."""
 
-    def __init__(self, client_id: str, client_secret: str, auth_base_url: str, timeout: Any = TOKEN_TIMEOUT) -> None:
+    def __init__(
+        self, client_id: str, client_secret: str, auth_base_url: str, timeout: Any = TOKEN_TIMEOUT
+    ) -> None:
         if not client_id or not client_secret:
             raise ConfigError("OAuth needs a client id and a client secret")
         register_secret(client_secret)
@@ -125,7 +129,8 @@ class _TokenEndpoint:
     def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
         session = self.session(redirect_uri=redirect_uri)
         return session.fetch_token(
-            self.token_url, code=code, client_secret=self.client_secret, include_client_id=True, timeout=self.timeout
+            self.token_url, code=code, client_secret=self.client_secret, include_client_id=True,
+            timeout=self.timeout,
         )
 
     def _raise_for_error(self, response: requests.Response) -> requests.Response:
@@ -152,8 +157,8 @@ class _TokenEndpoint:
             raise JiraServerError(endpoint=endpoint, status=status, messages=messages)
         if error in {"access_denied", "unauthorized_client", "invalid_client"}:
             raise JiraAuthError(
-                "the OAuth client id or secret was refused", endpoint=endpoint, status=status, messages=messages,
-                hint="check JIRA_CLIENT_ID / JIRA_CLIENT_SECRET",
+                "the OAuth client id or secret was refused", endpoint=endpoint, status=status,
+                messages=messages, hint="check JIRA_CLIENT_ID / JIRA_CLIENT_SECRET",
             )
         raise JiraAuthError(endpoint=endpoint, status=status, messages=messages)
 
@@ -162,7 +167,8 @@ def _token_set(token: Mapping[str, Any], now: float, previous: TokenSet | None) 
     """A TokenSet from a token response (oauthlib's dict), carrying the grant's history forward."""
     access_token = token.get("access_token")
     if not access_token:
-        raise JiraProtocolError("the token endpoint answered without an access_token", endpoint="POST /oauth/token")
+        raise JiraProtocolError("the token endpoint answered without an access_token",
+                                endpoint="POST /oauth/token")
     refresh_token = token.get("refresh_token") or (previous.refresh_token if previous else None)
     register_secret(access_token)
     register_secret(refresh_token)
@@ -184,8 +190,8 @@ def _token_set(token: Mapping[str, Any], now: float, previous: TokenSet | None) 
 class OAuth3LO(JiraAuth):
     """OAuth 2.0 (3LO) with rotating refresh tokens, shared through a token store.
 
-    ``initial_refresh_token`` only seeds an empty store; afterwards the store is the truth, because every refresh
-    rotates the refresh token and only the newest one is valid.
+    ``initial_refresh_token`` only seeds an empty store; afterwards the store is the truth, because every
+    refresh rotates the refresh token and only the newest one is valid.
     """
 
     uses_gateway = True
@@ -207,8 +213,9 @@ class OAuth3LO(JiraAuth):
         self.token_store = token_store
         self.initial_refresh_token = initial_refresh_token
         register_secret(initial_refresh_token)
-        # Each process refreshes a little earlier or later than the others (up to +50 % margin): processes that
-        # started together would otherwise all find the token stale at the same instant and queue for the lock.
+        # Each process refreshes a little earlier or later than the others (up to +50 % margin): processes
+        # that started together would otherwise all find the token stale at the same instant and queue for the
+        # lock.
         self.refresh_margin_seconds = refresh_margin_seconds * random.uniform(1.0, 1.5)
         self.clock = clock
         self._lock = threading.Lock()  # single flight among this process's threads
@@ -234,8 +241,9 @@ class OAuth3LO(JiraAuth):
             return current
 
     def recover_from_unauthorized(self, rejected_authorization: str) -> bool:
-        """The gateway said "Unauthorized": the token expired early or was revoked because someone rotated its
-        companion refresh token. Get the newest one (from the store, or by refreshing) unless a thread already did."""
+        """The gateway said "Unauthorized": the token expired early or was revoked because someone
+        rotated its companion refresh token. Get the newest one (from the store, or by refreshing)
+        unless a thread already did."""
         rejected = rejected_authorization.removeprefix("Bearer ")
         with self._lock:
             if self._current is not None and self._current.access_token != rejected:
@@ -246,10 +254,10 @@ class OAuth3LO(JiraAuth):
     def _refresh_single_flight(self, rejected_access_token: str | None) -> TokenSet:
         """Caller holds ``self._lock``. The store lock makes this single-flight across processes and machines.
 
-        When a token goes stale, several processes notice at about the same time. One of them gets the lock and
-        refreshes. The others do not queue for the lock: they look at the store again after a growing pause and
-        adopt the new token as soon as it is written (a look at the store is cheaper than a lock attempt,
-        especially on S3).
+        When a token goes stale, several processes notice at about the same time. One of them gets the
+        lock and refreshes. The others do not queue for the lock: they look at the store again after a
+        growing pause and adopt the new token as soon as it is written (a look at the store is cheaper
+        than a lock attempt, especially on S3).
         """
         deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
         pause = 0.05
@@ -298,8 +306,8 @@ class OAuth3LO(JiraAuth):
 
 
 class ClientCredentials(JiraAuth):
-    """Service-account OAuth 2.0 client credentials: no refresh token; each process caches its access token and
-    fetches a new one 60 s before expiry."""
+    """Service-account OAuth 2.0 client credentials: no refresh token; each process caches its access
+    token and fetches a new one 60 s before expiry."""
 
     uses_gateway = True
     can_refresh = True
@@ -343,7 +351,8 @@ class ClientCredentials(JiraAuth):
 def pick_cloud_id(resources: Any, site_url: str) -> str:
     """The cloudId of ``site_url`` among ``/oauth/token/accessible-resources``; clear errors otherwise."""
     if not isinstance(resources, list):
-        raise JiraProtocolError("accessible-resources did not return a list", endpoint="GET /oauth/token/accessible-resources")
+        raise JiraProtocolError("accessible-resources did not return a list",
+                                endpoint="GET /oauth/token/accessible-resources")
     wanted = _origin(site_url)
     ids = {r.get("id") for r in resources if isinstance(r, dict) and _origin(str(r.get("url", ""))) == wanted}
     ids.discard(None)
@@ -355,7 +364,9 @@ def pick_cloud_id(resources: Any, site_url: str) -> str:
             f"the OAuth grant does not cover {site_url}; it covers: {', '.join(granted) or 'no site'}. "
             f"Check the site URL or {LOGIN_AGAIN} and grant that site"
         )
-    raise ConfigError(f"{site_url} matches several cloud ids ({', '.join(sorted(ids))}); pass cloud_id explicitly")
+    raise ConfigError(
+        f"{site_url} matches several cloud ids ({', '.join(sorted(ids))}); pass cloud_id explicitly"
+    )
 
 
 def _origin(url: str) -> str:

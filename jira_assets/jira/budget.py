@@ -1,4 +1,5 @@
-"""A machine-wide cap on requests in flight, shared by every process (Dagster runs each step in its own process).
+"""A machine-wide cap on requests in flight, shared by every process (Dagster runs each step in its own
+process).
 
 ``RequestBudget(directory, slots)`` keeps ``slots`` lock files; a request holds one of them (an exclusive,
 non-blocking ``flock``) while it is on the wire. The kernel releases a dead process's locks, so a crash never

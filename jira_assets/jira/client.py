@@ -1,4 +1,5 @@
-"""JiraClient: one request path (auth, retry, throttling, in-flight limits, error mapping) and the paging drivers.
+"""JiraClient: one request path (auth, retry, throttling, in-flight limits, error mapping) and the paging
+drivers.
 
 Thread-safe: callers fetch child pages concurrently from a thread pool.
 """
@@ -50,7 +51,8 @@ SCOPE_MISMATCH = "scope does not match"
 # A 401 can be "expired" again right after a refresh when another process rotates at that moment (strict
 # rotation revokes the companion access token), so allow a couple of recoveries, never an endless loop.
 MAX_AUTH_RECOVERIES = 2
-# Resets, timeouts and bodies cut short (urllib3 enforces Content-Length; requests reports it as a chunked error).
+# Resets, timeouts and bodies cut short (urllib3 enforces Content-Length; requests reports it as a chunked
+# error).
 RETRYABLE_TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -66,7 +68,9 @@ def validate_site_url(site_url: str, allow_local: bool) -> str:
         return url.lower()
     if allow_local and _is_local_http(url):
         return url
-    allowed = "https://<name>.atlassian.net" + (" or http(s)://127.0.0.1|localhost[:port]" if allow_local else "")
+    allowed = "https://<name>.atlassian.net"
+    if allow_local:
+        allowed += " or http(s)://127.0.0.1|localhost[:port]"
     raise ConfigError(f"site_url {site_url!r} is not a Jira Cloud site URL; expected {allowed}")
 
 
@@ -88,10 +92,10 @@ def _is_local_http(url: str) -> bool:
 class JiraClient:
     """A Jira Cloud REST client.
 
-    ``auth`` is an :class:`OAuth3LO`, :class:`ApiToken` or :class:`ClientCredentials`. Requests go through the
-    gateway ``{api_base_url}/ex/jira/{cloud_id}`` when the auth needs it (cloud_id discovered from
-    accessible-resources when not given), else to the site. ``/myself`` is checked before the first real request,
-    because many endpoints answer bad credentials with anonymous, empty results.
+    ``auth`` is an :class:`OAuth3LO`, :class:`ApiToken` or :class:`ClientCredentials`. Requests go through
+    the gateway ``{api_base_url}/ex/jira/{cloud_id}`` when the auth needs it (cloud_id discovered from
+    accessible-resources when not given), else to the site. ``/myself`` is checked before the first real
+    request, because many endpoints answer bad credentials with anonymous, empty results.
     """
 
     def __init__(
@@ -119,7 +123,8 @@ class JiraClient:
         self._cloud_id = cloud_id
         self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._budget = budget if budget is not None else RequestBudget.from_env()
-        # Shared by every client of this process talking to this site (tests with a fake clock pass their own).
+        # Shared by every client of this process talking to this site (tests with a fake clock pass their
+        # own).
         self._throttle = throttle or process_throttle_gate(self.site_url)
         self._session = session or _new_session(max_in_flight)
         self._stats = StatsCounter()
@@ -160,13 +165,13 @@ class JiraClient:
             return self._api_root
         with self._setup_lock:
             if self._api_root is None:
-                self._api_root = (
-                    f"{self.api_base_url}/ex/jira/{self.cloud_id}" if self.auth.uses_gateway else self.site_url
-                )
+                gateway = f"{self.api_base_url}/ex/jira/{self.cloud_id}" if self.auth.uses_gateway else None
+                self._api_root = gateway or self.site_url
             return self._api_root
 
     def myself(self) -> dict[str, Any]:
-        """``/myself``, fetched once: proves the credentials work (a 401 fails hard) and gives the time zone."""
+        """``/myself``, fetched once: proves the credentials work (a 401 fails hard) and gives the
+        time zone."""
         if self._myself is not None:
             return self._myself
         with self._setup_lock:
@@ -187,12 +192,17 @@ class JiraClient:
         return self._request("POST", path, params, body, **context)
 
     def iter_pages(
-        self, path: str, paging: Paging, params: dict[str, Any] | None = None, body: Any = None, **context: Any
+        self,
+        path: str,
+        paging: Paging,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        **context: Any,
     ) -> Iterator[Records]:
         """Stream the pages of ``path`` as lists of records, driven by ``paging`` (see ``paging.py``).
 
-        ``context`` may name ``scopes`` (OAuth scopes the endpoint needs) and ``permission`` (the Jira permission
-        it needs), so errors can say what is missing.
+        ``context`` may name ``scopes`` (OAuth scopes the endpoint needs) and ``permission`` (the Jira
+        permission it needs), so errors can say what is missing.
         """
         self.myself()
 
@@ -249,7 +259,8 @@ class JiraClient:
                     policy.sleep(policy.backoff(attempt))
                     continue
                 raise JiraServerError(
-                    f"no complete response after {attempt} attempt(s) ({type(exc).__name__})", endpoint=endpoint
+                    f"no complete response after {attempt} attempt(s) ({type(exc).__name__})",
+                    endpoint=endpoint,
                 ) from None
             status = response.status_code
             self._stats.response(status)
@@ -288,8 +299,8 @@ class JiraClient:
     def _send(
         self, method: str, url: str, params: Any, body: Any, authorization: str, endpoint: str
     ) -> requests.Response:
-        """One HTTP exchange within the in-flight limits. Redirects are followed only within the same origin, so
-        the Authorization header never travels to another host."""
+        """One HTTP exchange within the in-flight limits. Redirects are followed only within the same
+        origin, so the Authorization header never travels to another host."""
         headers = {"Accept": "application/json", "Authorization": authorization, "User-Agent": USER_AGENT}
         data = None
         if body is not None:
@@ -310,7 +321,8 @@ class JiraClient:
                 location = urljoin(url, response.headers.get("Location", ""))
                 if _origin(location) != _origin(url):
                     raise JiraProtocolError(
-                        f"redirected to another host ({urlparse(location).netloc}); not following with credentials",
+                        f"redirected to another host ({urlparse(location).netloc}); "
+                        "not following with credentials",
                         endpoint=endpoint, status=response.status_code,
                     )
                 url, params = location, None
@@ -319,9 +331,9 @@ class JiraClient:
     def _resolve(self, target: str) -> tuple[str, str]:
         """(absolute URL, path for messages) for a path like ``/rest/api/2/field`` or an absolute URL.
 
-        ``nextPage`` links point at the site host even through the gateway, so site URLs are mapped onto the API
-        root. Gateway-level URLs (accessible-resources) pass as they are. Any other host is refused, so
-        credentials never leave for it.
+        ``nextPage`` links point at the site host even through the gateway, so site URLs are mapped
+        onto the API root. Gateway-level URLs (accessible-resources) pass as they are. Any other host
+        is refused, so credentials never leave for it.
         """
         if target.startswith("/"):
             return self.api_root + target, target
@@ -339,10 +351,12 @@ class JiraClient:
 
     def _discover_cloud_id(self) -> str:
         if self.auth.can_refresh:  # an OAuth token lists the sites it may reach
-            return pick_cloud_id(self._request("GET", self.api_base_url + ACCESSIBLE_RESOURCES), self.site_url)
+            resources = self._request("GET", self.api_base_url + ACCESSIBLE_RESOURCES)
+            return pick_cloud_id(resources, self.site_url)
         # A scoped API token (Basic) cannot list accessible resources; the site tells its cloud id to anyone.
         try:
-            response = self._session.get(self.site_url + TENANT_INFO, timeout=self.timeout, allow_redirects=False)
+            response = self._session.get(self.site_url + TENANT_INFO, timeout=self.timeout,
+                                         allow_redirects=False)
             cloud_id = _body(response).get("cloudId") if response.ok else None
         except (requests.RequestException, AttributeError):
             cloud_id = None
@@ -362,7 +376,7 @@ class JiraClient:
                                   hint=hint)
 
 
-# ---- helpers ------------------------------------------------------------------------------------------------
+# ---- helpers -----------------------------------------------------------------------------------------------
 
 
 class _TruncatedBody(Exception):
@@ -381,7 +395,8 @@ def _encode_params(params: Any) -> Any:
     """Booleans as Jira spells them (``true``); lists stay lists, which requests sends as repeated keys."""
     if not isinstance(params, dict):
         return params
-    return {k: ("true" if v is True else "false" if v is False else v) for k, v in params.items() if v is not None}
+    spelled = {True: "true", False: "false"}
+    return {k: spelled[v] if isinstance(v, bool) else v for k, v in params.items() if v is not None}
 
 
 def _path_only(url: str) -> str:
@@ -436,16 +451,18 @@ def error_for_response(
 ) -> JiraError:
     """The typed error for a non-2xx response: endpoint, status and Jira's messages (never empty)."""
     status = response.status_code
-    messages = messages_from_body(_body(response)) or [_snippet(response) or f"HTTP {status} {response.reason}"]
+    fallback = _snippet(response) or f"HTTP {status} {response.reason}"
+    messages = messages_from_body(_body(response)) or [fallback]
     details = dict(endpoint=endpoint, status=status, messages=messages)
     if status == 400:
         return JiraBadRequest(**details, hint=hint)
     if status == 401:
         if _is_scope_mismatch(response):
-            needed = f"this endpoint needs {', '.join(scopes)}" if scopes else "the grant lacks a scope it needs"
+            needed = f"this endpoint needs {', '.join(scopes)}" if scopes else "the grant lacks a scope"
             return JiraScopeError(needed, **details, hint=f"add the scope to the app and {LOGIN_AGAIN}")
         if auth is not None and auth.can_refresh:
-            return JiraAuthError("the access token was refused even after a refresh", **details, hint=LOGIN_AGAIN)
+            return JiraAuthError("the access token was refused even after a refresh", **details,
+                                 hint=LOGIN_AGAIN)
         return JiraAuthError("credentials refused", **details,
                              hint="check the email and API token (Jira treats bad credentials as anonymous)")
     if status == 403:

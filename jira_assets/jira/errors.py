@@ -17,8 +17,9 @@ class ConfigError(ValueError):
 class JiraError(Exception):
     """A request to Jira (or its auth server) failed.
 
-    ``endpoint`` is ``"METHOD /path"`` (no query string, no host), ``status`` the HTTP status (or ``None`` when no
-    response came back) and ``messages`` Jira's ``errorMessages`` plus ``errors`` rendered as ``field: message``.
+    ``endpoint`` is ``"METHOD /path"`` (no query string, no host), ``status`` the HTTP status (or ``None``
+    when no response came back) and ``messages`` Jira's ``errorMessages`` plus ``errors`` rendered as
+    ``field: message``.
     """
 
     kind = "Jira request failed"
@@ -94,8 +95,8 @@ class JiraProtocolError(JiraError):
 def messages_from_body(body: Any) -> list[str]:
     """Jira's error texts from any of its error shapes, in order.
 
-    ErrorCollection ``{"errorMessages": [...], "errors": {field: msg}}``, the gateway's ``{"code", "message"}``,
-    bulk ``{"errors": [{"message": ...}]}`` and OAuth's ``{"error", "error_description"}``.
+    ErrorCollection ``{"errorMessages": [...], "errors": {field: msg}}``, the gateway's ``{"code",
+    "message"}``, bulk ``{"errors": [{"message": ...}]}`` and OAuth's ``{"error", "error_description"}``.
     """
     if not isinstance(body, dict):
         return []

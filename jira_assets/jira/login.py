@@ -36,6 +36,7 @@ RECOMMENDED_SCOPES = (
     "offline_access",
 )
 AUDIENCE = "api.atlassian.com"
+CALLBACK_PAGE = b"<html><body>jira-assets: you can close this tab and return to the terminal.</body></html>"
 REFRESH_TOKEN_IDLE_DAYS = 90  # FACTS §1.3: inactivity expiry
 GRANT_MAX_DAYS = 365  # absolute expiry: re-consent needed after a year, refreshes or not
 ENV = {
@@ -59,7 +60,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     login.add_argument("--client-secret", help=f"OAuth client secret (prefer ${ENV['client_secret']})")
     login.add_argument("--scopes", help="space-separated scopes (default: the recommended read scopes)")
     login.add_argument("--callback-port", type=int, default=int(os.environ.get("JIRA_CALLBACK_PORT", "0")),
-                       help="port of the localhost callback (must match the app's callback URL; 0 = any free port)")
+                       help="port of the localhost callback; it must match the app's callback URL "
+                            "(0 = any free port)")
     login.add_argument("--no-browser", action="store_true", help="only print the consent URL")
     login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the consent")
     login.set_defaults(func=run_login)
@@ -74,7 +76,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site-url", help=f"https://<name>.atlassian.net (${ENV['site_url']})")
     parser.add_argument("--client-id", help=f"OAuth client id (${ENV['client_id']})")
-    parser.add_argument("--token-store", help=f"path, file:///path or s3://bucket/key (${ENV['token_store']})")
+    parser.add_argument("--token-store",
+                        help=f"path, file:///path or s3://bucket/key (${ENV['token_store']})")
     parser.add_argument("--auth-base-url", help=f"default {ATLASSIAN_AUTH_URL} (${ENV['auth_base_url']})")
     parser.add_argument("--api-base-url", help=f"default {ATLASSIAN_API_URL} (${ENV['api_base_url']})")
     parser.add_argument("--allow-local", action="store_true", default=None,
@@ -114,7 +117,8 @@ class LoginSettings:
     def client(self) -> JiraClient:
         if not self.site_url:
             raise ConfigError(f"set --site-url or ${ENV['site_url']}")
-        auth = OAuth3LO(self.client_id, self.client_secret, self.token_store, auth_base_url=self.auth_base_url)
+        auth = OAuth3LO(self.client_id, self.client_secret, self.token_store,
+                        auth_base_url=self.auth_base_url)
         return JiraClient(self.site_url, auth, api_base_url=self.api_base_url, allow_local=self.allow_local)
 
 
@@ -181,7 +185,8 @@ def login_flow(
             open_url(url)
         answer = callback.wait(timeout)
     if answer.get("error"):
-        raise JiraAuthError(f"consent was not given: {answer['error']} {answer.get('error_description', '')}".strip())
+        reason = f"{answer['error']} {answer.get('error_description', '')}".strip()
+        raise JiraAuthError(f"consent was not given: {reason}")
     if not hmac.compare_digest(answer.get("state", ""), state):
         raise JiraAuthError("the callback's state does not match this login (a forged or stale callback); "
                             "nothing was stored")
@@ -213,7 +218,7 @@ class CallbackServer:
                 if not outer._received.is_set():
                     outer._answer = {k: v[0] for k, v in parse_qs(parsed.query).items()}
                     outer._received.set()
-                page = b"<html><body>jira-assets: you can close this tab and return to the terminal.</body></html>"
+                page = CALLBACK_PAGE
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(page)))
@@ -279,10 +284,12 @@ def describe_grant(tokens: TokenSet, now: float) -> list[str]:
         idle_deadline = tokens.refresh_token_issued_at + REFRESH_TOKEN_IDLE_DAYS * 86400
         lines.append(f"refresh token:  {age_days:.1f} days old (unused it lapses {when(idle_deadline)})")
     else:
-        lines.append("refresh token:  present" if tokens.refresh_token else f"refresh token:  missing; {LOGIN_AGAIN}")
+        present = "present" if tokens.refresh_token else f"missing; {LOGIN_AGAIN}"
+        lines.append(f"refresh token:  {present}")
     if tokens.grant_started_at:
         deadline = tokens.grant_started_at + GRANT_MAX_DAYS * 86400
-        lines.append(f"consent:        given {when(tokens.grant_started_at)}; re-consent needed by {when(deadline)}")
+        lines.append(f"consent:        given {when(tokens.grant_started_at)}; "
+                     f"re-consent needed by {when(deadline)}")
     return lines
 
 

@@ -1,12 +1,12 @@
 """One paging strategy per Jira response shape.
 
-A strategy is a small immutable object; ``pages(fetch, path, params, body)`` drives ``fetch`` (the client's single
-request path, returning decoded JSON) and yields one list of records per page. Nothing accumulates across pages,
-so memory does not grow with the number of records.
+A strategy is a small immutable object; ``pages(fetch, path, params, body)`` drives ``fetch`` (the client's
+single request path, returning decoded JSON) and yields one list of records per page. Nothing accumulates
+across pages, so memory does not grow with the number of records.
 
-Shapes (FACTS §4): bare array (ARR), keyed list (KEYED), single object (OBJ), map (MAP), bare array paged without a
-total (C02), PageBean (C03, C13), ``{startAt,maxResults,total,<key>}`` pages, offset/limit, ``nextPageToken`` (C05)
-and ``nextPage`` URLs.
+Shapes (FACTS §4): bare array (ARR), keyed list (KEYED), single object (OBJ), map (MAP), bare array paged
+without a total (C02), PageBean (C03, C13), ``{startAt,maxResults,total,<key>}`` pages, offset/limit,
+``nextPageToken`` (C05) and ``nextPage`` URLs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ Fetch = Callable[[str, str, dict[str, Any] | None, Any], Any]
 
 
 class Paging(Protocol):
-    def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]: ...
+    def pages(
+        self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any
+    ) -> Iterator[Records]: ...
 
 
 def _method(body: Any) -> str:
@@ -34,7 +36,8 @@ def _method(body: Any) -> str:
 def _records(payload: Any, key: str, path: str) -> Records:
     """``payload[key]`` as a list, or a protocol error naming what came instead."""
     if not isinstance(payload, dict):
-        raise JiraProtocolError(f"expected an object with {key!r}, got {type(payload).__name__}", endpoint=path)
+        raise JiraProtocolError(f"expected an object with {key!r}, got {type(payload).__name__}",
+                                endpoint=path)
     value = payload.get(key)
     if value is None:
         return []
@@ -71,8 +74,9 @@ class _SeenIds:
 
 @dataclass(frozen=True)
 class SinglePage:
-    """One request. A bare array, ``payload[record_key]`` (a keyed list), a single object -> ``[obj]``, or with
-    ``map_key_field`` a map ``{key: {...}}`` -> one row per key with the key stored under ``map_key_field``."""
+    """One request. A bare array, ``payload[record_key]`` (a keyed list), a single object -> ``[obj]``, or
+    with ``map_key_field`` a map ``{key: {...}}`` -> one row per key with the key stored under
+    ``map_key_field``."""
 
     record_key: str | None = None
     map_key_field: str | None = None
@@ -102,8 +106,9 @@ def _map_row(key_field: str, key: str, value: Any) -> dict[str, Any]:
 class StartAtArray:
     """A bare array paged by ``startAt``/``maxResults`` with no total or ``isLast`` (``/users/search``, C02).
 
-    Stops on an empty page, or on a page shorter than the server's real page size. The server may silently cap
-    ``maxResults``, so a short *first* page only teaches the real size; it takes one more (empty) request to be sure.
+    Stops on an empty page, or on a page shorter than the server's real page size. The server may silently
+    cap ``maxResults``, so a short *first* page only teaches the real size; it takes one more (empty)
+    request to be sure.
     """
 
     page_size: int = 50
@@ -114,7 +119,8 @@ class StartAtArray:
         start_at = 0
         server_page_size: int | None = None
         while True:
-            payload = fetch("GET", path, {**(params or {}), "startAt": start_at, "maxResults": self.page_size}, None)
+            page_params = {**(params or {}), "startAt": start_at, "maxResults": self.page_size}
+            payload = fetch("GET", path, page_params, None)
             if not isinstance(payload, list):
                 raise JiraProtocolError(f"expected a JSON array, got {type(payload).__name__}", endpoint=path)
             if not payload:
@@ -130,9 +136,10 @@ class StartAtArray:
 class PageBean:
     """``{startAt, maxResults, total, isLast, <values_key>}`` paged by ``startAt``.
 
-    The next ``startAt`` is the *returned* ``startAt + maxResults`` (the server may cap the page size, C03). Stops on
-    ``isLast``, or when ``total`` is reached. An empty page before the end is a lie: stop with a warning rather than
-    loop (C13). With ``id_field``, records repeated from an earlier page are dropped (C13).
+    The next ``startAt`` is the *returned* ``startAt + maxResults`` (the server may cap the page size,
+    C03). Stops on ``isLast``, or when ``total`` is reached. An empty page before the end is a lie: stop
+    with a warning rather than loop (C13). With ``id_field``, records repeated from an earlier page are
+    dropped (C13).
     """
 
     page_size: int = 50
@@ -143,7 +150,8 @@ class PageBean:
         seen = _SeenIds(self.id_field, path)
         start_at = 0
         while True:
-            payload = fetch("GET", path, {**(params or {}), "startAt": start_at, "maxResults": self.page_size}, None)
+            page_params = {**(params or {}), "startAt": start_at, "maxResults": self.page_size}
+            payload = fetch("GET", path, page_params, None)
             records = _records(payload, self.values_key, path)
             yield seen.new_only(records)
             returned_start = _int(payload.get("startAt"), start_at)
@@ -162,7 +170,8 @@ class PageBean:
 
 
 class StartAtTotal(PageBean):
-    """``{startAt, maxResults, total, <records_key>}`` pages without ``isLast``: comments, worklogs, changelogs."""
+    """``{startAt, maxResults, total, <records_key>}`` pages without ``isLast``: comments, worklogs,
+    changelogs."""
 
     def __init__(self, records_key: str, page_size: int = 100, id_field: str | None = None) -> None:
         super().__init__(page_size=page_size, values_key=records_key, id_field=id_field)
@@ -187,7 +196,8 @@ class OffsetLimit:
             offset = _int(payload.get("offset"), offset) + len(records)
             if not records:
                 if total is not None and offset < total:
-                    log.warning("%s: empty page at offset=%d although total=%d; stopping", path, offset, total)
+                    log.warning("%s: empty page at offset=%d although total=%d; stopping",
+                                path, offset, total)
                 return
             if total is not None and offset >= total:
                 return
@@ -195,8 +205,8 @@ class OffsetLimit:
 
 @dataclass(frozen=True)
 class TokenPages:
-    """``nextPageToken`` pages (``/search/jql``, ``/changelog/bulkfetch``). Stops on ``isLast`` or a missing token;
-    a token seen before would loop forever, so it is a protocol error (C05)."""
+    """``nextPageToken`` pages (``/search/jql``, ``/changelog/bulkfetch``). Stops on ``isLast`` or a
+    missing token; a token seen before would loop forever, so it is a protocol error (C05)."""
 
     records_key: str = "issues"
     max_results: int = 100
@@ -221,16 +231,19 @@ class TokenPages:
             if payload.get("isLast") is True or not token:
                 return
             if token in seen_tokens:
-                raise JiraProtocolError("nextPageToken repeated an earlier token; stopping instead of looping",
-                                        endpoint=f"{self.method} {path}")
+                raise JiraProtocolError(
+                    "nextPageToken repeated an earlier token; stopping instead of looping",
+                    endpoint=f"{self.method} {path}",
+                )
             seen_tokens.add(token)
 
 
 @dataclass(frozen=True)
 class NextPageUrl:
-    """``{values, nextPage, lastPage}`` (``/worklog/updated``, ``/worklog/deleted``): follow ``nextPage`` until
-    ``lastPage``. ``nextPage`` is an absolute URL on the site host; the client maps it onto its own API root.
-    ``since`` is inclusive, so a record on a page boundary comes twice; ``id_field`` drops the repeat."""
+    """``{values, nextPage, lastPage}`` (``/worklog/updated``, ``/worklog/deleted``): follow ``nextPage``
+    until ``lastPage``. ``nextPage`` is an absolute URL on the site host; the client maps it onto its own
+    API root. ``since`` is inclusive, so a record on a page boundary comes twice; ``id_field`` drops the
+    repeat."""
 
     values_key: str = "values"
     id_field: str | None = None

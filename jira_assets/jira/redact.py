@@ -1,8 +1,8 @@
 """Keep secrets out of logs and error text.
 
 requests-oauthlib logs whole token requests and responses at DEBUG (bodies with refresh tokens and the client
-secret). A logging filter on its loggers rewrites such records before any handler sees them; the same redaction
-is applied to response snippets that end up in exception messages.
+secret). A logging filter on its loggers rewrites such records before any handler sees them; the same
+redaction is applied to response snippets that end up in exception messages.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ _known_lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that it is scrubbed wherever it turns up, whatever the surrounding syntax."""
+    """Remember a secret value so that it is scrubbed wherever it turns up, whatever the surrounding
+    syntax."""
     if value and len(value) >= 6:
         with _known_lock:
             _known_secrets.add(value)

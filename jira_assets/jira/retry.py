@@ -32,8 +32,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 class RetryPolicy:
     """Everything about retrying in one immutable object; pass it around, never mutate it.
 
-    ``sleep``, ``clock`` (epoch seconds) and ``random`` (``uniform(a, b)``) are injectable so tests run on a fake
-    clock without real sleeps.
+    ``sleep``, ``clock`` (epoch seconds) and ``random`` (``uniform(a, b)``) are injectable so tests run on a
+    fake clock without real sleeps.
     """
 
     max_attempts: int = 5
@@ -67,7 +67,8 @@ class RetryPolicy:
         return status in self.retry_statuses
 
     def server_requested_wait(self, headers: Mapping[str, str] | None) -> float | None:
-        """The wait the server asked for: ``Retry-After`` (seconds or HTTP date), else ``X-RateLimit-Reset``."""
+        """The wait the server asked for: ``Retry-After`` (seconds or HTTP date), else
+        ``X-RateLimit-Reset``."""
         if not headers:
             return None
         retry_after = headers.get("Retry-After")
@@ -88,7 +89,8 @@ class RetryPolicy:
         return base * self.random(*self.jitter)
 
     def retry_delay(self, attempt: int, headers: Mapping[str, str] | None = None) -> float:
-        """Seconds to wait before the next attempt. A server-requested wait is a floor: jitter only adds to it."""
+        """Seconds to wait before the next attempt. A server-requested wait is a floor: jitter only adds
+        to it."""
         requested = self.server_requested_wait(headers)
         if requested is not None:
             return requested * self.random(1.0, self.jitter[1])
@@ -122,8 +124,9 @@ def _parse_iso_instant(value: str) -> float | None:
 
 
 class ThrottleGate:
-    """A shared "not before" instant. After a 429 every request that shares the gate waits, not only the one that
-    got it: Jira's limits are per tenant, so hammering on from other threads only prolongs the throttling."""
+    """A shared "not before" instant. After a 429 every request that shares the gate waits, not only the one
+    that got it: Jira's limits are per tenant, so hammering on from other threads only prolongs the
+    throttling."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,8 +1,8 @@
 """Where OAuth tokens live between processes: a local file or an S3 object.
 
-Both stores offer ``read()``, ``write(token_set)`` and ``lock()``. The lock is what makes a refresh single-flight
-across processes (file lock) or machines (an S3 lease object); ``write`` is durable before it returns, because a
-rotated refresh token that is lost is a grant that is lost (C12).
+Both stores offer ``read()``, ``write(token_set)`` and ``lock()``. The lock is what makes a refresh
+single-flight across processes (file lock) or machines (an S3 lease object); ``write`` is durable before it
+returns, because a rotated refresh token that is lost is a grant that is lost (C12).
 """
 from __future__ import annotations
 
@@ -109,7 +109,9 @@ class FileTokenStore:
         try:
             return TokenSet.from_json(json.loads(raw))
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"token store {self.path} is not a valid token file ({type(exc).__name__})") from None
+            raise ConfigError(
+                f"token store {self.path} is not a valid token file ({type(exc).__name__})"
+            ) from None
 
     def write(self, tokens: TokenSet) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,11 +159,12 @@ def _fsync_directory(directory: Path) -> None:
 class S3TokenStore:
     """Tokens in one S3 object, for runs spread over several machines.
 
-    Writes are compare-and-swap: ``IfMatch`` the ETag last read (or ``IfNoneMatch="*"`` when there was none), so a
-    writer whose view is stale fails instead of overwriting a newer refresh token. ``lock()`` is a lease: an object
-    ``<key>.lock`` created with ``IfNoneMatch="*"``; a lease older than ``lease_seconds`` (its holder died) is taken
-    over with a conditional write on its ETag, so only one waiter wins it, and released with a conditional delete,
-    so a holder whose lease was taken over cannot delete its successor's.
+    Writes are compare-and-swap: ``IfMatch`` the ETag last read (or ``IfNoneMatch="*"`` when there was
+    none), so a writer whose view is stale fails instead of overwriting a newer refresh token. ``lock()``
+    is a lease: an object ``<key>.lock`` created with ``IfNoneMatch="*"``; a lease older than
+    ``lease_seconds`` (its holder died) is taken over with a conditional write on its ETag, so only one
+    waiter wins it, and released with a conditional delete, so a holder whose lease was taken over cannot
+    delete its successor's.
     """
 
     def __init__(
