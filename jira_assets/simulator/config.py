@@ -53,6 +53,9 @@ class SimulatorConfig:
     fault_kinds: Sequence[str] = field(default_factory=lambda: ("500", "503", "429", "429_zero", "429_no_retry_after"))
     #: seconds a "slow" fault waits before answering
     slow_seconds: float = 2.0
+    #: Retry-After seconds (inclusive range) of injected 429/503 faults; the gateway-style 429 without
+    #: Retry-After resets at the range's upper end. Short ranges keep fault suites fast.
+    fault_retry_after: tuple[int, int] = (1, 3)
     #: token bucket per path+method, requests per second (0 = off)
     rate_limit_rps: float = 0.0
     #: a request that arrives while this many are in flight gets a burst 429 (0 = off)
@@ -63,11 +66,18 @@ class SimulatorConfig:
     refresh_leeway: int = 600
     refresh_inactivity_days: int = 90
     refresh_absolute_days: int = 365
+    #: tests: letters/digits put into every refresh and access token issued, so one search finds a leaked token
+    token_marker: str = ""
 
     #: folder of recorded payloads served instead of generated data ("recorded" = the packaged set)
     replay_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.token_marker and not self.token_marker.isalnum():
+            raise ValueError("token_marker must be letters and digits (it goes into JWT-shaped tokens)")
+        low, high = self.fault_retry_after
+        if not 0 <= low <= high:
+            raise ValueError(f"fault_retry_after must be (low, high), 0 <= low <= high: {self.fault_retry_after}")
         unknown = set(self.fault_kinds) - set(ALL_FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {ALL_FAULT_KINDS}")

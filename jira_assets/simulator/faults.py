@@ -47,24 +47,24 @@ def too_many(retry_after: Optional[int], limit: int = 100, reason: str = "jira-b
     return Planned("status", 429, headers, RATE_LIMIT_BODY)
 
 
-def gateway_too_many() -> Planned:
+def gateway_too_many(reset_in: int = 2) -> Planned:
     """The gateway-level 429 seen in the field: no Retry-After at all, only a reset time."""
-    return Planned("status", 429, {"X-RateLimit-Reset": reset_time_header(2),
+    return Planned("status", 429, {"X-RateLimit-Reset": reset_time_header(reset_in),
                                    "X-Failure-Category": "FAILURE CLIENT RATE LIMITED"}, GATEWAY_429_BODY)
 
 
-def planned_fault(kind: str, rng: random.Random) -> Planned:
+def planned_fault(kind: str, rng: random.Random, retry_after: tuple[int, int] = (1, 3)) -> Planned:
     if kind == "500":
         return Planned("status", 500, {}, {"errorMessages": ["Internal server error"], "errors": {}})
     if kind == "503":
-        return Planned("status", 503, {"Retry-After": str(rng.randint(1, 3))},
+        return Planned("status", 503, {"Retry-After": str(rng.randint(*retry_after))},
                        {"errorMessages": ["Service Unavailable"], "errors": {}})
     if kind == "429":
-        return too_many(rng.randint(1, 3))
+        return too_many(rng.randint(*retry_after))
     if kind == "429_zero":
         return too_many(0)
     if kind == "429_no_retry_after":
-        return gateway_too_many()
+        return gateway_too_many(max(1, retry_after[1]))
     if kind in ("reset", "truncate", "slow"):
         return Planned(kind)
     raise ValueError(kind)
@@ -209,7 +209,7 @@ class Disruptor:
             if cfg.fault_rate and self._fault_rng.random() < cfg.fault_rate:
                 kind = self._fault_rng.choice(list(cfg.fault_kinds))
                 self.stats.faults_by_kind[kind] += 1
-                return planned_fault(kind, self._fault_rng), extra
+                return planned_fault(kind, self._fault_rng, tuple(cfg.fault_retry_after)), extra
         return None, extra
 
     def count(self, route_key: str, status: int, sent_bytes: int) -> None:

@@ -143,7 +143,7 @@ class AuthServer:
         now = self.clock.now_ms()
         refresh = None
         if with_refresh and OFFLINE in grant.scopes:
-            refresh = RefreshToken("rt-" + secrets.token_urlsafe(32), grant, now)
+            refresh = RefreshToken("rt-" + self.config.token_marker + secrets.token_urlsafe(32), grant, now)
             self._refresh[refresh.value] = refresh
         access = AccessToken(self._jwt(grant, now), grant, now + self.config.access_token_ttl * 1000, refresh)
         self._access[access.value] = access
@@ -159,7 +159,8 @@ class AuthServer:
                    "aud": "api.atlassian.com", "iat": now_ms // 1000,
                    "exp": now_ms // 1000 + self.config.access_token_ttl, "jti": secrets.token_hex(8),
                    "scope": " ".join(sorted(grant.scopes)), "client_id": grant.client_id}
-        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(payload)}.{secrets.token_urlsafe(32)}"
+        signature = self.config.token_marker + secrets.token_urlsafe(32)
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(payload)}.{signature}"
 
     # --- /authorize --------------------------------------------------------------------------------
     def authorize(self, params: dict[str, str]) -> str:
