@@ -6,6 +6,8 @@ import logging
 import multiprocessing
 import os
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -145,3 +147,26 @@ def test_revoked_consent_says_to_log_in_again(tmp_path):
     message = str(info.value)
     assert "run `jira-assets auth login` again" in message
     assert "invalid_grant" in message and "revoked" in message
+
+
+def test_threads_of_one_process_refresh_once_per_expiry(tmp_path):
+    """Children pages are fetched from a thread pool: an expiry must cost one refresh, not one per thread."""
+    with strict_simulator() as sim:
+        client = oauth(sim, FileTokenStore(tmp_path / "tokens.json"))
+        client.auth.refresh_margin_seconds = MARGIN
+        deadline = time.time() + 3.5
+
+        def fetch_until_deadline(_: int) -> int:
+            done = 0
+            while time.time() < deadline:
+                client.get_json("/rest/api/2/serverInfo")
+                done += 1
+            return done
+
+        with ThreadPoolExecutor(8) as pool:
+            requests_made = sum(pool.map(fetch_until_deadline, range(8)))
+        stats = sim.stats()
+    assert requests_made > 50
+    assert stats["invalid_grant"] == 0 and stats["family_revocations"] == 0
+    assert 2 <= client.auth.refreshes <= 4  # 3.5 s of 1.5 s tokens, whatever the number of threads
+    assert stats["token_refreshes"] == client.auth.refreshes
