@@ -170,3 +170,24 @@ def test_threads_of_one_process_refresh_once_per_expiry(tmp_path):
     assert stats["invalid_grant"] == 0 and stats["family_revocations"] == 0
     assert 2 <= client.auth.refreshes <= 4  # 3.5 s of 1.5 s tokens, whatever the number of threads
     assert stats["token_refreshes"] == client.auth.refreshes
+
+
+def test_a_refresh_that_could_not_be_saved_is_saved_next_time_not_spent_again(tmp_path, monkeypatch):
+    store = FileTokenStore(tmp_path / "tokens.json")
+    write = store.write
+    failures = iter([OSError("No space left on device")])
+
+    def write_failing_once(tokens):
+        for error in failures:
+            raise error
+        write(tokens)
+
+    monkeypatch.setattr(store, "write", write_failing_once)
+    with Simulator(SimulatorConfig(seed=7, issues=10, refresh_leeway=0)) as sim:
+        client = oauth(sim, store)
+        with pytest.raises(JiraAuthError, match="could not be saved"):
+            client.myself()
+        assert client.myself()["accountId"]  # the kept token was written first, then used
+        stats = sim.stats()
+    assert stats["token_refreshes"] == 1 and stats["invalid_grant"] == 0
+    assert store.read().refresh_token != sim.info()["refresh_token"]

@@ -220,6 +220,7 @@ class OAuth3LO(JiraAuth):
         self.clock = clock
         self._lock = threading.Lock()  # single flight among this process's threads
         self._current: TokenSet | None = None
+        self._unsaved: TokenSet | None = None  # a refresh result the store refused to take
         self.refreshes = 0  # refresh tokens this object spent
         self.adoptions = 0  # fresh tokens it found in the store, stored by another process or object
 
@@ -277,6 +278,10 @@ class OAuth3LO(JiraAuth):
 
     def _refresh_holding_lock(self, rejected_access_token: str | None) -> TokenSet:
         stored = self.token_store.read()  # re-read under the lock: the holder before us may have refreshed
+        if self._unsaved is not None:
+            # An earlier refresh could not be written; its refresh token is the only valid one: save it now.
+            self.token_store.write(self._unsaved)
+            stored, self._unsaved = self._unsaved, None
         adopted = self._adopt_if_usable(stored, rejected_access_token)
         if adopted is not None:
             return adopted
@@ -285,9 +290,17 @@ class OAuth3LO(JiraAuth):
             raise JiraAuthError(f"no OAuth refresh token in {self.token_store.describe()}", hint=LOGIN_AGAIN)
         register_secret(refresh_token)
         fresh = _token_set(self.endpoint.refresh(refresh_token), self.clock(), stored)
-        # Durable before use: the old refresh token is dead (or dies within the leeway) from now on.
-        self.token_store.write(fresh)
         self.refreshes += 1
+        # Durable before use: the old refresh token is dead (or dies within the leeway) from now on.
+        try:
+            self.token_store.write(fresh)
+        except Exception as exc:
+            self._unsaved = fresh  # never drop it: the next call saves it before anything else
+            raise JiraAuthError(
+                f"the rotated refresh token could not be saved to {self.token_store.describe()} "
+                f"({type(exc).__name__}); it is kept in memory and saved on the next attempt",
+                hint="if this process exits first, run `jira-assets auth login` again",
+            ) from None
         self._current = fresh
         return fresh
 

@@ -254,9 +254,7 @@ class JiraClient:
                 response = self._send(method, url, params, body, authorization, endpoint)
             except RETRYABLE_TRANSPORT_ERRORS as exc:
                 self._stats.no_response()
-                if retryable and attempt < policy.max_attempts:
-                    self._stats.retry()
-                    policy.sleep(policy.backoff(attempt))
+                if self._back_off_for_another_attempt(retryable, attempt):
                     continue
                 raise JiraServerError(
                     f"no complete response after {attempt} attempt(s) ({type(exc).__name__})",
@@ -274,8 +272,9 @@ class JiraClient:
             if policy.retries_status(status) and retryable and attempt < policy.max_attempts:
                 delay = policy.retry_delay(attempt, response.headers)
                 if delay > policy.max_retry_after:
-                    raise self._error(response, endpoint, scopes, permission,
-                                      hint=f"the server asks to wait {delay:.0f} s; try again later")
+                    raise error_for_response(response, endpoint, auth=self.auth, scopes=scopes,
+                                             permission=permission,
+                                             hint=f"the server asks to wait {delay:.0f} s; try again later")
                 self._stats.retry()
                 if status == 429:
                     # Everyone sharing the gate waits, this request included (at the top of the loop).
@@ -288,13 +287,20 @@ class JiraClient:
                 try:
                     return _decode_json(response, endpoint)
                 except _TruncatedBody:
-                    if retryable and attempt < policy.max_attempts:
-                        self._stats.retry()
-                        policy.sleep(policy.backoff(attempt))
+                    if self._back_off_for_another_attempt(retryable, attempt):
                         continue
                     raise JiraProtocolError("malformed JSON (truncated?)", endpoint=endpoint, status=status,
                                             messages=[_snippet(response)]) from None
-            raise self._error(response, endpoint, scopes, permission)
+            raise error_for_response(response, endpoint, auth=self.auth, scopes=scopes, permission=permission)
+
+    def _back_off_for_another_attempt(self, retryable: bool, attempt: int) -> bool:
+        """After a failure the server gave no advice on (a reset, a cut-off body): sleep the backoff and
+        say whether another attempt is allowed."""
+        if not retryable or attempt >= self.retry.max_attempts:
+            return False
+        self._stats.retry()
+        self.retry.sleep(self.retry.backoff(attempt))
+        return True
 
     def _send(
         self, method: str, url: str, params: Any, body: Any, authorization: str, endpoint: str
@@ -363,17 +369,6 @@ class JiraClient:
         if not cloud_id:
             raise ConfigError(f"could not read the cloud id from {self.site_url}{TENANT_INFO}; pass cloud_id")
         return cloud_id
-
-    def _error(
-        self,
-        response: requests.Response,
-        endpoint: str,
-        scopes: Sequence[str] | None,
-        permission: str | None,
-        hint: str = "",
-    ) -> JiraError:
-        return error_for_response(response, endpoint, auth=self.auth, scopes=scopes, permission=permission,
-                                  hint=hint)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
