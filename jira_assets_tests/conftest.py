@@ -13,6 +13,20 @@ def simulator():
         yield sim
 
 
+@pytest.fixture
+def jira_env(simulator, tmp_path, monkeypatch):
+    """The product pointed at the simulator through the same environment variables a deployment sets;
+    yields the local lake folder."""
+    from jira_assets.demo import demo_environment
+
+    lake = tmp_path / "lake"
+    env = demo_environment(simulator.info(), str(lake), tmp_path, "2026-01-01")
+    env.pop("JIRA_HISTORY_START")  # partitions are fixed at import; the default start covers every test day
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return lake
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's threaded S3 server on loopback; yields its endpoint URL."""

@@ -7,22 +7,10 @@ import datetime as dt
 import dagster as dg
 import orjson
 import pyarrow.dataset as ds
-import pytest
 
-from jira_assets.demo import demo_environment
 
 UTC = dt.timezone.utc
 STORY_POINTS = "customfield_10016"
-
-
-@pytest.fixture
-def jira_env(simulator, tmp_path, monkeypatch):
-    lake = tmp_path / "lake"
-    env = demo_environment(simulator.info(), str(lake), tmp_path, "2026-01-01")
-    env.pop("JIRA_HISTORY_START")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return lake
 
 
 def materialize(names, partition):

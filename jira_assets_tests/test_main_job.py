@@ -6,10 +6,8 @@ from typing import Any, Iterable
 
 import dagster as dg
 import pyarrow.dataset as ds
-import pytest
 
 from jira_assets.catalog import OBJECTS, JiraObject, get
-from jira_assets.demo import demo_environment
 
 SNAPSHOTS = [o for o in OBJECTS if not o.incremental]
 
@@ -43,16 +41,6 @@ def stored_keys(lake, obj: JiraObject, partition: str) -> list[tuple]:
     table = ds.dataset(str(path), format="parquet").to_table(columns=list(obj.primary_key))
     columns = [table.column(k).to_pylist() for k in obj.primary_key]
     return [tuple(None if v is None else str(v) for v in row) for row in zip(*columns)]
-
-
-@pytest.fixture
-def jira_env(simulator, tmp_path, monkeypatch):
-    lake = tmp_path / "lake"
-    env = demo_environment(simulator.info(), str(lake), tmp_path, "2026-01-01")
-    env.pop("JIRA_HISTORY_START")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return lake
 
 
 def _materialize(partition: str, selection=None) -> dg.ExecuteInProcessResult:

@@ -14,21 +14,10 @@ import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from jira_assets.demo import demo_environment
 
 UTC = dt.timezone.utc
 SALT = "test-salt-0123456789abcdef"
 CHILDREN = ("issue_comments", "issue_changelogs", "issue_worklogs")
-
-
-@pytest.fixture
-def jira_env(simulator, tmp_path, monkeypatch):
-    lake = tmp_path / "lake"
-    env = demo_environment(simulator.info(), str(lake), tmp_path, "2026-01-01")
-    env.pop("JIRA_HISTORY_START")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return lake
 
 
 @pytest.fixture
