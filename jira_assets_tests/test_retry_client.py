@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -74,14 +75,16 @@ def test_c07_jitter_only_lengthens_a_retry_after_wait(simulator):
 
 def test_a_429_without_retry_after_waits_for_x_ratelimit_reset(simulator):
     fake = FakeTime()
-    client = basic_client(simulator, fake, base_delay=100.0)  # backoff would wait >= 70 s: must not be used
+    client = basic_client(simulator, fake, pick="low", base_delay=100.0)  # backoff would wait >= 70 s
     client.myself()
-    simulator.script(r"/field$", ["429_no_retry_after", (200, {})])
-    fake.now = before = time.time()  # the simulator sets the reset ~2 s ahead of its wall clock
+    reset_at = int(fake.now) + 3  # whole seconds, as Jira sends it
+    reset = datetime.fromtimestamp(reset_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gateway_429 = {"X-RateLimit-Reset": reset, "X-Failure-Category": "FAILURE CLIENT RATE LIMITED"}
+    body = {"code": 429, "message": "Too Many Requests"}
+    simulator.script(r"/field$", [(429, gateway_429, body), (200, {})])
+    started = fake.now
     client.get_json(f"{API}/field")
-    after = time.time()
-    (waited,) = fake.sleeps
-    assert 1.0 <= waited <= (after - before) + 3.0
+    assert fake.sleeps == [pytest.approx(reset_at - started)]  # exactly until the reset, no backoff
 
 
 def test_a_429_without_any_hint_backs_off_exponentially(simulator):
