@@ -138,3 +138,11 @@ def test_token_endpoint_is_not_hit_by_random_faults():
         assert token.status_code == 200
         answer = requests.get(info["site_url"] + "/rest/api/2/status", auth=(info["email"], info["api_token"]), timeout=10)
         assert answer.status_code == 500 and answer.json()["errorMessages"]
+
+
+def test_counters_are_also_served_over_http_for_other_processes(simulator):
+    base, s = session(simulator)
+    s.get(base + "/rest/api/2/field", timeout=10)
+    over_http = requests.get(base + "/_simulator/stats", timeout=10).json()
+    assert over_http["requests_by_route"]["GET /rest/api/2/field"] == 1
+    assert over_http["requests_total"] == simulator.stats()["requests_total"] - 1  # the stats call itself counts

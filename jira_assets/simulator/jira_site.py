@@ -45,6 +45,21 @@ class JiraSite:
         self._lock = threading.Lock()
         self._snapshots: dict[str, Callable[[], Any]] = self._registry()
 
+    def stats(self) -> dict[str, Any]:
+        served, auth = self.disruptor.stats, self.auth.stats
+        return {
+            "requests_total": sum(served.requests_by_route.values()),
+            "requests_by_route": dict(served.requests_by_route),
+            "responses_by_status": {str(k): v for k, v in served.responses_by_status.items()},
+            "throttled_429": served.throttled, "faults_by_kind": dict(served.faults_by_kind),
+            "scripted": served.scripted, "max_in_flight": served.max_in_flight, "in_flight": served.in_flight,
+            "bytes_sent": served.bytes_sent, "internal_errors": served.internal_errors,
+            "last_internal_error": served.last_internal_error,
+            "tokens_issued": auth.tokens_issued, "token_refreshes": auth.refreshes,
+            "invalid_grant": auth.invalid_grant, "family_revocations": auth.family_revocations,
+            "oauth_errors": dict(auth.errors_by_kind),
+        }
+
     # --- viewers ----------------------------------------------------------------------------------
     def admin_view(self) -> ViewContext:
         return ViewContext(self.world.users[DEMO_ADMIN].time_zone, DEMO_ADMIN)

@@ -118,6 +118,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                                "GET /oauth/token/accessible-resources")
             if path == "/_edge/tenant_info":
                 return Outcome(200, {"cloudId": site.cloud_id}, {}, "GET /_edge/tenant_info")
+            if path == "/_simulator/stats":  # not Jira: the simulator's counters for out-of-process readers
+                return Outcome(200, site.stats(), {}, "GET /_simulator/stats")
             return self._api(site, path, query, raw_body)
         except HttpError as error:
             return Outcome(error.status, error.body, error.headers, self._route_key_guess(path))

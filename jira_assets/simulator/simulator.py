@@ -139,17 +139,6 @@ class Simulator:
         self.site.disruptor.clear()
 
     def stats(self) -> dict[str, Any]:
-        site = self.site
-        stats, auth = site.disruptor.stats, site.auth.stats
-        return {
-            "requests_total": sum(stats.requests_by_route.values()),
-            "requests_by_route": dict(stats.requests_by_route),
-            "responses_by_status": {str(k): v for k, v in stats.responses_by_status.items()},
-            "throttled_429": stats.throttled, "faults_by_kind": dict(stats.faults_by_kind),
-            "scripted": stats.scripted, "max_in_flight": stats.max_in_flight, "in_flight": stats.in_flight,
-            "bytes_sent": stats.bytes_sent, "internal_errors": stats.internal_errors,
-            "last_internal_error": stats.last_internal_error,
-            "tokens_issued": auth.tokens_issued, "token_refreshes": auth.refreshes,
-            "invalid_grant": auth.invalid_grant, "family_revocations": auth.family_revocations,
-            "oauth_errors": dict(auth.errors_by_kind),
-        }
+        """What was served: requests per route, statuses, 429s, faults, peak in flight, OAuth counters.
+        (Also at `GET {base_url}/_simulator/stats` for out-of-process users.)"""
+        return self.site.stats()
