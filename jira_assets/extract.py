@@ -10,7 +10,7 @@ import concurrent.futures as cf
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import orjson
@@ -291,7 +291,9 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
             "expand": "changelog",
             "maxResults": settings.issue_page_size,
         }
-        yield from run.client.iter_pages(f"{API}/search/jql", run.obj.paging, body=body)
+        # the page size is the paging strategy's (it sets maxResults on every page), so the setting goes there
+        paging = replace(run.obj.paging, max_results=settings.issue_page_size)
+        yield from run.client.iter_pages(f"{API}/search/jql", paging, body=body)
 
     def pages() -> Iterator[list]:
         subs = window.split(settings.window_splits)
@@ -396,9 +398,22 @@ def _issue_children(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStr
 
 
 def _changed_ids(run: _Run, window: Window, id_key: str) -> Iterator[list]:
-    """Ids changed inside the window from a `since`-paged change feed (sorted by updatedTime)."""
+    """Ids changed inside the window from a `since`-paged change feed (sorted by updatedTime).
+
+    `since` is inclusive, so an entry at a page boundary comes back on the next page: each id is kept once.
+    """
+    seen: set = set()
     for page in run.client.iter_pages(run.obj.path, run.obj.paging, params={"since": window.start_ms}):
-        yield [v for v in page if window.contains_ms(int(v.get("updatedTime", 0)))]
+        fresh = []
+        for entry in page:
+            if not window.contains_ms(int(entry.get("updatedTime", 0))):
+                continue
+            if entry.get(id_key) in seen:
+                run.count("duplicate_feed_entries_dropped")
+                continue
+            seen.add(entry.get(id_key))
+            fresh.append(entry)
+        yield fresh
         if page and int(page[-1].get("updatedTime", 0)) >= window.end_ms:
             return  # the feed is ordered: nothing later can fall inside the window
 

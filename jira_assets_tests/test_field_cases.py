@@ -144,3 +144,23 @@ def test_admin_only_objects_fail_clearly_for_a_non_admin_while_others_land(simul
     assert set(failed) == {"issue_events"}
     assert "Administer Jira" in failed["issue_events"] or "administrator" in failed["issue_events"].lower()
     assert table(jira_env, "issue_types", today).num_rows == len(simulator.truth.records("issue_types"))
+
+
+def test_worklogs_at_a_feed_page_boundary_land_once_each(simulator, jira_env):
+    """/worklog/updated pages hold 1000 entries and `since` is inclusive: the boundary entry comes back twice."""
+    day = (dt.datetime.now(UTC) - dt.timedelta(days=4)).date()
+    start = dt.datetime.combine(day, dt.time(6), tzinfo=UTC)
+    issue_id = simulator.truth.issues()[0]["id"]
+    for n in range(1010):
+        moment = start + dt.timedelta(seconds=n - (1 if n == 1000 else 0))  # 999 and 1000 share one instant
+        simulator.mutate.add_worklog(issue_id, seconds=60, at=moment)
+    result = materialize(["issue_worklogs"], day.isoformat())
+    assert not failures(result)
+    ids = table(jira_env, "issue_worklogs", day.isoformat()).column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+    window_start = dt.datetime.combine(day, dt.time(), tzinfo=UTC)
+    expected = {
+        str(w["id"]) for w in simulator.truth.worklogs()
+        if window_start <= dt.datetime.fromisoformat(w["updated"]).astimezone(UTC) < window_start + dt.timedelta(days=1)
+    }
+    assert len(expected) >= 1010 and set(ids) == expected
