@@ -2,10 +2,12 @@
 expiry."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import stat
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,13 +29,28 @@ def strict_simulator() -> Simulator:
     return Simulator(SimulatorConfig(seed=7, issues=10, access_token_ttl=TTL, refresh_leeway=0))
 
 
+@contextlib.contextmanager
+def children_skip_the_parents_main():
+    """A spawned child first re-runs the parent's ``__main__`` (pytest's launcher here, which imports pytest:
+    half of a child's start-up). The workers are importable on their own and need none of it."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
 def run_processes(info: dict, spec: dict) -> list[dict]:
     context = multiprocessing.get_context("spawn")  # what Dagster's multiprocess executor uses
     barrier, results = context.Barrier(PROCESSES), context.Queue()
     processes = [context.Process(target=hammer, args=(barrier, results, spec, info, SECONDS, 0.1, MARGIN))
                  for _ in range(PROCESSES)]
-    for process in processes:
-        process.start()
+    with children_skip_the_parents_main():
+        for process in processes:
+            process.start()
     reports = [results.get(timeout=300) for _ in processes]
     for process in processes:
         process.join(30)

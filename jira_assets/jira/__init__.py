@@ -18,7 +18,14 @@ from .errors import (
 )
 from .paging import NextPageUrl, OffsetLimit, PageBean, SinglePage, StartAtArray, StartAtTotal, TokenPages
 from .retry import ClientStats, RetryPolicy, RetryStats, ThrottleGate
-from .token_store import FileTokenStore, S3TokenStore, TokenSet, TokenStoreConflict, token_store_from_url
+from .token_store import (
+    FileTokenStore,
+    LockTimeout,
+    S3TokenStore,
+    TokenSet,
+    TokenStoreConflict,
+    token_store_from_url,
+)
 
 __all__ = [
     "ApiToken",
@@ -38,6 +45,7 @@ __all__ = [
     "JiraRateLimited",
     "JiraScopeError",
     "JiraServerError",
+    "LockTimeout",
     "NextPageUrl",
     "OAuth3LO",
     "OffsetLimit",
