@@ -189,7 +189,7 @@ def issue_changelog_list(site: JiraSite, req: Request) -> dict[str, Any]:
     if not isinstance(ids, list) or not ids:
         raise bad_request("changelogIds must be a non-empty list.")
     wanted = {str(i) for i in ids}
-    histories = [h for h in site.histories(idx, req.view) if h["id"] in wanted]
+    histories = [h for h in site.histories(idx, req.view)[:] if h["id"] in wanted]
     return {"startAt": 0, "maxResults": len(histories), "total": len(histories), "histories": histories}
 
 

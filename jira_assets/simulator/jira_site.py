@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -226,10 +227,11 @@ class JiraSite:
         issue = self.store.view(idx)
         return [self.renderer.comment(issue.id, c, view, rendered) for c in self.store.comments_of(issue)]
 
-    def histories(self, idx: int, view: ViewContext) -> list[dict[str, Any]]:
+    def histories(self, idx: int, view: ViewContext) -> Sequence[dict[str, Any]]:
+        """An issue's changelog as a lazy sequence: pages build only the histories they show."""
         if self.replayed_issues is not None:
             return self.replayed_issues.histories(idx)
-        return [self.renderer.history(h, view) for h in self.store.histories_of(self.store.view(idx))]
+        return _Histories(self, self.store.view(idx), view)
 
     def worklogs(self, idx: int, view: ViewContext, started_after: int = 0, started_before: int = 0) -> list[dict[str, Any]]:
         if "issue_worklogs" in self.replayed:
@@ -267,3 +269,26 @@ class JiraSite:
             return ids[gone], deleted_ms[gone]
         live = deleted_ms == 0
         return ids[live], updated[live]
+
+
+class _Histories(Sequence):
+    """len() and slices of one issue's rendered changelog, generated on demand."""
+
+    def __init__(self, site: JiraSite, issue: Any, view: ViewContext):
+        self._site, self._issue, self._view = site, issue, view
+
+    def __len__(self) -> int:
+        return self._site.store.history_total(self._issue)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            histories = self._site.store.histories_of(self._issue, start, stop)
+            return [self._site.renderer.history(h, self._view) for h in histories]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self[index:index + 1][0]

@@ -99,7 +99,7 @@ class GroundTruth:
         return _copy(self.site.comments(self._idx(issue), self.site.admin_view()))
 
     def changelog(self, issue: Union[int, str]) -> list[dict[str, Any]]:
-        return _copy(self.site.histories(self._idx(issue), self.site.admin_view()))
+        return _copy(self.site.histories(self._idx(issue), self.site.admin_view())[:])
 
     def worklogs(self) -> list[dict[str, Any]]:
         """Every live worklog, ordered by id."""
