@@ -99,6 +99,8 @@ class JiraCloudResource(dg.ConfigurableResource):
     def get_client(self) -> JiraClient:
         """One client per process: it holds the in-flight budget and the access token."""
         if self._client is None:
+            if not self.site_url:
+                raise ConfigError("no Jira site URL: set JIRA_SITE_URL to https://<your-site>.atlassian.net")
             self._client = JiraClient(
                 self.site_url,
                 self._auth(),
@@ -173,8 +175,14 @@ _INT_ENV = {
 }
 
 
+AUTH_METHODS = ("oauth", "api_token", "client_credentials")
+
+
 def jira_resource_from_env() -> JiraCloudResource:
-    kwargs: dict = {"site_url": dg.EnvVar("JIRA_SITE_URL")}
+    """The resource from JIRA_* variables. Values that cannot work fail here, at load, in one line naming the
+    variable (a run would otherwise fail later with a multi-line config or validation dump). An unset
+    JIRA_SITE_URL is reported when a run needs the site, so the code location still loads without one."""
+    kwargs: dict = {"site_url": dg.EnvVar("JIRA_SITE_URL") if os.environ.get("JIRA_SITE_URL") else ""}
     for field, var in _PLAIN_ENV.items():
         if os.environ.get(var):
             kwargs[field] = dg.EnvVar(var)
@@ -183,13 +191,29 @@ def jira_resource_from_env() -> JiraCloudResource:
             kwargs[field] = dg.EnvVar(var)
     for field, var in _INT_ENV.items():
         if os.environ.get(var):
+            _positive_int(var)
             kwargs[field] = dg.EnvVar.int(var)
-    if os.environ.get("JIRA_AUTH_METHOD"):  # a Literal field: passed as its value (not a secret)
-        kwargs["auth_method"] = os.environ["JIRA_AUTH_METHOD"]
+    method = os.environ.get("JIRA_AUTH_METHOD", "").strip()
+    if method:  # a Literal field: passed as its value (not a secret)
+        if method not in AUTH_METHODS:
+            raise ConfigError(f"JIRA_AUTH_METHOD={method!r} is not a known auth method; use one of "
+                              f"{', '.join(AUTH_METHODS)}")
+        kwargs["auth_method"] = method
     if os.environ.get("JIRA_ALLOW_LOCAL", "").lower() in ("1", "true", "yes"):
         kwargs["allow_local"] = True
     kwargs.update(scope_config_from_env())
     return JiraCloudResource(**kwargs)
+
+
+def _positive_int(var: str) -> int:
+    value = os.environ[var]
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{var}={value!r} is not a whole number") from None
+    if number < 1:
+        raise ConfigError(f"{var}={value!r} must be at least 1")
+    return number
 
 
 def scope_config_from_env() -> dict:
@@ -245,6 +269,9 @@ def io_manager_from_env() -> ParquetIOManager:
                        "glue_table_prefix": "JIRA_GLUE_TABLE_PREFIX"}.items():
         if os.environ.get(var):
             kwargs[field] = os.environ[var]
+    base = kwargs["base_path"]
+    if ("://" in base and not base.startswith(("s3://", "file://"))) or base.rstrip("/") == "s3:/":
+        raise ConfigError(f"JIRA_LAKE={base!r} is neither a local folder nor s3://bucket/prefix")
     if kwargs.get("glue_database") and not kwargs["base_path"].startswith("s3://"):
         raise ConfigError(f"JIRA_GLUE_DATABASE is set but JIRA_LAKE ({kwargs['base_path']}) is not an s3:// "
                           "location; Glue tables need S3: set JIRA_LAKE=s3://bucket/prefix or unset "
