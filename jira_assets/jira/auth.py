@@ -366,8 +366,8 @@ def pick_cloud_id(resources: Any, site_url: str) -> str:
     if not isinstance(resources, list):
         raise JiraProtocolError("accessible-resources did not return a list",
                                 endpoint="GET /oauth/token/accessible-resources")
-    wanted = _origin(site_url)
-    ids = {r.get("id") for r in resources if isinstance(r, dict) and _origin(str(r.get("url", ""))) == wanted}
+    wanted = origin(site_url)
+    ids = {r.get("id") for r in resources if isinstance(r, dict) and origin(str(r.get("url", ""))) == wanted}
     ids.discard(None)
     if len(ids) == 1:
         return ids.pop()
@@ -382,7 +382,8 @@ def pick_cloud_id(resources: Any, site_url: str) -> str:
     )
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` in lower case: what "the same site" means for URLs."""
     parsed = urlparse(url.strip())
     return f"{parsed.scheme.lower()}://{(parsed.netloc or '').lower()}"
 

@@ -17,7 +17,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from .auth import ATLASSIAN_API_URL, JiraAuth, is_loopback, pick_cloud_id
+from .auth import ATLASSIAN_API_URL, JiraAuth, is_loopback, origin, pick_cloud_id
 from .budget import RequestBudget
 from .errors import (
     LOGIN_AGAIN,
@@ -325,7 +325,7 @@ class JiraClient:
                 if not response.is_redirect:
                     return response
                 location = urljoin(url, response.headers.get("Location", ""))
-                if _origin(location) != _origin(url):
+                if origin(location) != origin(url):
                     raise JiraProtocolError(
                         f"redirected to another host ({urlparse(location).netloc}); "
                         "not following with credentials",
@@ -396,11 +396,6 @@ def _encode_params(params: Any) -> Any:
 
 def _path_only(url: str) -> str:
     return url.split("?", 1)[0]
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parsed = urlparse(url)
-    return parsed.scheme.lower(), parsed.netloc.lower()
 
 
 def _decode_json(response: requests.Response, endpoint: str) -> Any:

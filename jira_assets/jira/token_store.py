@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 from urllib.parse import urlparse
@@ -42,10 +42,6 @@ class TokenSet:
 
     __str__ = __repr__
 
-    @property
-    def scopes(self) -> list[str]:
-        return self.scope.split()
-
     def lifetime(self) -> float:
         return max(0.0, self.expires_at - self.obtained_at)
 
@@ -61,9 +57,6 @@ class TokenSet:
     def from_json(cls, data: dict[str, Any]) -> TokenSet:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    def rotated(self, **changes: Any) -> TokenSet:
-        return replace(self, **changes)
 
 
 class TokenStore(Protocol):
