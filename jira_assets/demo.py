@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,25 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
+
+
+# Recorded payloads (real Jira Cloud responses, anonymized) for objects generated issues do not refer to, so
+# the site stays consistent: every issue's project, status, priority and sprint exists in its own table.
+DEMO_REPLAY = (
+    "groups.json", "issue_notification_schemas.json", "issue_security_schemes.json", "issue_type.json",
+    "issues_field_configurations.json", "jira_settings.json", "permissions.json", "dashboard.json",
+    "application_role.json", "time_tracking.json",
+)
+
+
+def demo_replay_folder(into: Path) -> str:
+    """A folder holding the recorded payloads the demo replays (copied from the package)."""
+    from jira_assets.simulator.replay import PACKAGED
+
+    into.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_REPLAY:
+        shutil.copyfile(Path(PACKAGED) / name, into / name)
+    return str(into)
 
 
 def demo_environment(info: dict, lake: str, home: Path, history_start: str) -> dict[str, str]:
@@ -76,17 +96,18 @@ def materialize_everything(days: list[str], instance: Any, log=print) -> list[An
 
 
 def summarize(lake: str) -> list[dict]:
-    """Assets, partitions and row counts, read back from the Parquet that landed."""
+    """Every asset of the code location with its partitions and row counts, read back from the Parquet."""
+    from jira_assets.definitions import defs as load_defs
     from jira_assets.parquet.store import ParquetStore
-
-    from jira_assets.catalog import OBJECTS
 
     store = ParquetStore(lake)
     rows = []
-    for obj in OBJECTS:
-        table = ["jira", "raw", obj.name]
+    for key in sorted(load_defs().resolve_asset_graph().get_all_asset_keys(), key=lambda k: (k.path[1], k.path)):
+        table = list(key.path)
         partitions = store.list_partitions(table)
-        count = store.dataset(table).count_rows() if partitions else 0
+        if not partitions and not store.exists(table, None):
+            continue
+        count = store.dataset(table).count_rows()
         rows.append({"asset": "/".join(table), "partitions": len(partitions), "rows": count,
                      "latest_partition": partitions[-1] if partitions else None})
     return rows
@@ -96,11 +117,14 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
     width = max(len(r["asset"]) for r in rows)
     print(f"\n{'asset'.ljust(width)}  partitions  rows     latest", file=out)
     for r in rows:
-        print(f"{r['asset'].ljust(width)}  {r['partitions']:>10}  {r['rows']:>7}  {r['latest_partition'] or '-'}",
+        print(f"{r['asset'].ljust(width)}  {r['partitions'] or '-':>10}  {r['rows']:>7}  {r['latest_partition'] or '-'}",
               file=out)
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")  # preview/beta notices: not the user's concern here
     from jira_assets.simulator import Simulator, SimulatorConfig
 
     home = Path(args.home).resolve()
@@ -115,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if not (dagster_home / "dagster.yaml").exists():
         (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
 
-    config = SimulatorConfig(seed=args.seed, issues=args.issues, days=args.days, replay_dir="recorded")
+    replay = demo_replay_folder(home / "replay")
+    config = SimulatorConfig(seed=args.seed, issues=args.issues, days=args.days, replay_dir=replay)
     with Simulator(config) as sim:
         info = sim.info()
         print(f"Simulated Jira Cloud site at {info['site_url']} (cloud id {info['cloud_id']})")
