@@ -10,7 +10,14 @@ from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.extract import ExtractionError, Window, extract
-from jira_assets.jira.errors import ConfigError, JiraError, JiraProtocolError, JiraRateLimited, JiraServerError
+from jira_assets.jira.errors import (
+    ConfigError,
+    JiraError,
+    JiraProtocolError,
+    JiraRateLimited,
+    JiraScopeError,
+    JiraServerError,
+)
 from jira_assets.issue_schema import issue_converter
 from jira_assets.parquet.stream import RecordBatchStream
 from jira_assets.scope import ScopeError
@@ -22,6 +29,8 @@ POOL = "jira_api"  # `dagster instance concurrency set jira_api N` caps concurre
 # ranges), a day is the unit that is retried and re-run, and the runs spread over the run queue and the run
 # launcher's machines. The pool above, not the number of runs, is what bounds the load on Jira (deploy/README.md).
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Transient failures (Jira 5xx/429 after the client's own retries) get two more tries of the whole step.
+STEP_RETRIES = 2
 
 
 def raw_key(name: str) -> dg.AssetKey:
@@ -66,23 +75,29 @@ TRANSIENT_ERRORS = (JiraServerError, JiraRateLimited, JiraProtocolError, Connect
 PERMANENT_ERRORS = (JiraError, ExtractionError, ConfigError)
 
 
-def as_failure(obj: JiraObject, exc: Exception) -> dg.Failure:
-    """One clear line naming the object and the cause; permanent causes are not retried."""
+def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> dg.Failure:
+    """One clear line naming the object and the cause; permanent causes are not retried.
+
+    On the last attempt even a transient cause is raised as not retryable: Dagster would otherwise end the step
+    with "Exceeded max_retries" and leave the cause to the error's chain."""
+    if isinstance(exc, JiraScopeError) and obj.scopes and not any(s in str(exc) for s in obj.scopes):
+        exc = JiraScopeError(f"{obj.name} needs the OAuth scope {', '.join(obj.scopes)}", endpoint=exc.endpoint,
+                             status=exc.status, messages=exc.messages, hint=exc.hint)
     return dg.Failure(
         description=f"{obj.name}: {exc}",
         metadata={"jira/error": type(exc).__name__, "jira/endpoint": obj.path},
-        allow_retries=isinstance(exc, TRANSIENT_ERRORS),
+        allow_retries=isinstance(exc, TRANSIENT_ERRORS) and not last_attempt,
     )
 
 
-def failing_clearly(obj: JiraObject, stream: RecordBatchStream) -> RecordBatchStream:
+def failing_clearly(obj: JiraObject, stream: RecordBatchStream, last_attempt: bool = False) -> RecordBatchStream:
     """The stream is consumed by the IO manager, so errors surface there: translate them on the way."""
 
     def batches():
         try:
             yield from stream
         except PERMANENT_ERRORS as exc:
-            raise as_failure(obj, exc) from exc
+            raise as_failure(obj, exc, last_attempt) from exc
 
     return RecordBatchStream(stream.schema, batches(), metadata=stream.metadata)
 
@@ -120,12 +135,13 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             "jira/appflow_object": obj.appflow,
             "dagster/column_schema": column_schema(obj),
         },
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=dg.RetryPolicy(max_retries=STEP_RETRIES, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     )
 
     def materialize(context: dg.AssetExecutionContext, jira: JiraCloudResource,
                     upstream: Optional[ds.Dataset]) -> RecordBatchStream:
         window = None
+        last_attempt = context.retry_number >= STEP_RETRIES
         if obj.incremental:
             start, end = context.partition_time_window
             window = Window(start, end)
@@ -139,8 +155,8 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
                              metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
                              allow_retries=False) from exc
         except PERMANENT_ERRORS as exc:
-            raise as_failure(obj, exc) from exc
-        return failing_clearly(obj, stream)
+            raise as_failure(obj, exc, last_attempt) from exc
+        return failing_clearly(obj, stream, last_attempt)
 
     if obj.reads:
         @dg.asset(ins={"upstream": dg.AssetIn(key=raw_key(obj.reads))}, **common)
