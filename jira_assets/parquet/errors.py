@@ -15,7 +15,14 @@ _OS_CAUSES = {
 
 
 class StorageError(Exception):
-    """The storage (local folder or S3) refused or failed an operation; the message says why."""
+    """The storage (local folder or S3) refused or failed an operation; the message says why.
+
+    ``transient`` is True when trying again later may work (S3 unreachable, throttled or failing); a missing
+    bucket, a denied access, a bad KMS key, a full disk or an unwritable folder need a person."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class SchemaConflictError(StorageError):
@@ -71,6 +78,31 @@ def _describe_s3_error(exc) -> str:
     return f"{code}: {message}" if code else message
 
 
+_TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling",
+                       "RequestTimeTooSkewed", "500", "503"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a storage failure may go away by itself (connection trouble, S3 throttling or 5xx)."""
+    try:
+        import botocore.exceptions as boto
+    except ImportError:  # pragma: no cover
+        boto = None
+    if boto is not None:
+        if isinstance(exc, boto.ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return str(error.get("Code", "")) in _TRANSIENT_S3_CODES or status >= 500
+        if isinstance(exc, (boto.EndpointConnectionError, boto.ConnectionClosedError, boto.ReadTimeoutError,
+                            boto.ConnectTimeoutError)):
+            return True
+        if isinstance(exc, boto.BotoCoreError):
+            return False
+    if isinstance(exc, OSError):
+        return exc.errno not in _OS_CAUSES and not isinstance(exc, (FileNotFoundError, NotADirectoryError))
+    return False
+
+
 @contextmanager
 def storage_errors(action: str, location: str) -> Iterator[None]:
     """Turn storage failures inside the block into one-line ``StorageError``s; let others through.
@@ -86,4 +118,4 @@ def storage_errors(action: str, location: str) -> Iterator[None]:
         cause = describe_cause(exc)
         if cause is None:
             raise
-        raise StorageError(f"cannot {action} {location}: {cause}") from exc
+        raise StorageError(f"cannot {action} {location}: {cause}", transient=is_transient(exc)) from exc

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pydantic import Field, PrivateAttr
 
+from jira_assets.parquet.errors import StorageError
 from jira_assets.parquet.glue import GlueCatalog
 from jira_assets.parquet.store import ParquetStore, WriteResult
 from jira_assets.parquet.stream import RecordBatchStream
@@ -96,7 +97,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 )
             partition = (self.partition_column, str(keys[0]))
         table_path = _table_path(context)
-        result = self.store.write(table_path, partition, data)
+        try:
+            result = self.store.write(table_path, partition, data)
+        except StorageError as exc:  # one line naming the cause, as the step's error (not a wrapped traceback)
+            raise dg.Failure(description=f"{'/'.join(table_path)}: {exc}", allow_retries=exc.transient
+                             and not _last_attempt(context)) from exc
         metadata = _stream_metadata(obj)
         metadata.update(_write_metadata(result, partitioned=partition is not None))  # facts win over claims
         if self.glue is not None:  # after the data is in place: a table never points at files not yet written
@@ -114,13 +119,27 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             partitions = [str(key) for key in context.asset_partition_keys]
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
-        dataset = self.store.dataset(table_path, partitions, allow_missing=allow_missing)
+        try:
+            dataset = self.store.dataset(table_path, partitions, allow_missing=allow_missing)
+        except StorageError as exc:  # e.g. the upstream partition was never materialized: say so in one line
+            raise dg.Failure(description=f"input {'/'.join(table_path)}: {exc}", allow_retries=exc.transient
+                             and not _last_attempt(context)) from exc
         wanted = _wanted_type(context)
         if wanted is pd.DataFrame:
             return dataset.to_table().to_pandas()
         if wanted is pa.Table:
             return dataset.to_table()
         return dataset
+
+
+def _last_attempt(context: dg.OutputContext | dg.InputContext) -> bool:
+    """True on the step's last attempt: no retry policy, or its retries are used up."""
+    try:
+        step = context.step_context
+        policy = step.op_retry_policy
+        return policy is None or step.previous_attempt_count >= policy.max_retries
+    except Exception:  # noqa: BLE001 - contexts built by hand have no step
+        return False
 
 
 def _asset_description(context: dg.OutputContext) -> str | None:
