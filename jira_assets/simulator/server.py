@@ -56,6 +56,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jira-simulator/1.0"
     sys_version = ""
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK (~40 ms
+    # per request on loopback), which no real Jira front end adds.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
