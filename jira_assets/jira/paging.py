@@ -33,10 +33,18 @@ def _method(body: Any) -> str:
     return "GET" if body is None else "POST"
 
 
+# keys of a paging envelope: a page that has them but lacks its records key is an empty page
+PAGE_MARKERS = frozenset({"startAt", "maxResults", "total", "isLast", "nextPageToken", "lastPage", "nextPage"})
+
+
 def _records(payload: Any, key: str, path: str) -> Records:
     """``payload[key]`` as a list, or a protocol error naming what came instead."""
     if not isinstance(payload, dict):
         raise JiraProtocolError(f"expected an object with {key!r}, got {type(payload).__name__}",
+                                endpoint=path)
+    if key not in payload and not PAGE_MARKERS & payload.keys():
+        # not a page at all (an error object or another API's answer with status 200): never zero rows (C11)
+        raise JiraProtocolError(f"expected {key!r} in the response, got {', '.join(sorted(payload)[:6]) or '{}'}",
                                 endpoint=path)
     value = payload.get(key)
     if value is None:
