@@ -99,6 +99,9 @@ class FileTokenStore:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a directory, no permission, a path through a file...
+            raise ConfigError(f"token store {self.path} cannot be read ({exc.strerror or type(exc).__name__}); "
+                              "point JIRA_TOKEN_STORE at a file this process may read and write") from None
         try:
             return TokenSet.from_json(json.loads(raw))
         except (ValueError, TypeError) as exc:
