@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=defaults.days, help="issues spread over this many past days")
     parser.add_argument("--custom-fields", type=int, default=0, help="extra generic custom fields")
     parser.add_argument("--start", default=None, help="clock start (ISO-8601 or epoch ms; default now)")
+    parser.add_argument("--frozen-clock", action="store_true", help="the clock moves only when told (tests)")
+    parser.add_argument("--time-zone", default=defaults.time_zone, help="the demo admin's time zone (JQL literals)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of API requests that fail (0..1)")
@@ -46,7 +48,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         start = int(start)
     return SimulatorConfig(
         seed=args.seed, issues=args.issues, projects=args.projects, users=args.users, days=args.days,
-        custom_fields=args.custom_fields, start=start, port=args.port, tls=args.tls, latency_ms=args.latency_ms,
+        custom_fields=args.custom_fields, start=start, frozen_clock=args.frozen_clock, time_zone=args.time_zone,
+        port=args.port, tls=args.tls, latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms, fault_rate=args.fault_rate, fault_seed=args.fault_seed,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k), rate_limit_rps=args.rate_limit,
         max_in_flight=args.max_in_flight, replay_dir=args.replay, access_token_ttl=args.access_token_ttl,
