@@ -128,20 +128,25 @@ class ThrottleGate:
     that got it: Jira's limits are per tenant, so hammering on from other threads only prolongs the
     throttling."""
 
-    def __init__(self) -> None:
+    def __init__(self, board=None) -> None:
         self._lock = threading.Lock()
         self._not_before = 0.0
+        # Optional: a ThrottleBoard (throttle_board.py) that carries the instant to other processes and machines.
+        self._board = board
 
     def hold_until(self, instant: float) -> None:
         with self._lock:
             self._not_before = max(self._not_before, instant)
+        if self._board is not None:
+            self._board.publish(instant)
 
     def wait(self, policy: RetryPolicy) -> float:
         """Sleep (with the policy's sleep/clock) until the gate opens; returns the seconds waited."""
         waited = 0.0
         while True:
+            shared = self._board.read() if self._board is not None else 0.0
             with self._lock:
-                remaining = self._not_before - policy.clock()
+                remaining = max(self._not_before, shared) - policy.clock()
             if remaining <= 0:
                 return waited
             policy.sleep(remaining)
@@ -153,9 +158,16 @@ _gates_lock = threading.Lock()
 
 
 def process_throttle_gate(key: str) -> ThrottleGate:
-    """The gate every client of this process shares for one Jira site (``key`` is its API root)."""
+    """The gate every client of this process shares for one Jira site (``key`` is its API root). With a throttle
+    board configured (``JIRA_THROTTLE_BOARD``, or a request-budget directory) the other processes share it too."""
     with _gates_lock:
-        return _gates.setdefault(key, ThrottleGate())
+        gate = _gates.get(key)
+        if gate is None:
+            from .throttle_board import SafeBoard, throttle_board_from_env
+
+            board = throttle_board_from_env()
+            gate = _gates[key] = ThrottleGate(board=SafeBoard(board) if board is not None else None)
+        return gate
 
 
 @dataclass(frozen=True)
