@@ -151,7 +151,7 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             settings = jira.extract_settings(obj.name)
             stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
         except ScopeError as exc:
-            raise dg.Failure(description=f"The extraction scope is wrong, nothing was written. {exc}",
+            raise dg.Failure(description=f"{obj.name}: the extraction scope is wrong, nothing was written. {exc}",
                              metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
                              allow_retries=False) from exc
         except PERMANENT_ERRORS as exc:
