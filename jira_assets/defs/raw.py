@@ -78,11 +78,11 @@ PERMANENT_ERRORS = (JiraError, ExtractionError, ConfigError)
 def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> dg.Failure:
     """One clear line naming the object and the cause; permanent causes are not retried.
 
-    On the last attempt even a transient cause is raised as not retryable: Dagster would otherwise end the step
-    with "Exceeded max_retries" and leave the cause to the error's chain."""
+    On the last attempt even a transient cause is raised as not retryable: Dagster would otherwise end the
+    step with "Exceeded max_retries" and leave the cause to the error's chain."""
     if isinstance(exc, JiraScopeError) and obj.scopes and not any(s in str(exc) for s in obj.scopes):
-        exc = JiraScopeError(f"{obj.name} needs the OAuth scope {', '.join(obj.scopes)}", endpoint=exc.endpoint,
-                             status=exc.status, messages=exc.messages, hint=exc.hint)
+        exc = JiraScopeError(f"{obj.name} needs the OAuth scope {', '.join(obj.scopes)}",
+                             endpoint=exc.endpoint, status=exc.status, messages=exc.messages, hint=exc.hint)
     return dg.Failure(
         description=f"{obj.name}: {exc}",
         metadata={"jira/error": type(exc).__name__, "jira/endpoint": obj.path},
@@ -90,7 +90,8 @@ def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> d
     )
 
 
-def failing_clearly(obj: JiraObject, stream: RecordBatchStream, last_attempt: bool = False) -> RecordBatchStream:
+def failing_clearly(obj: JiraObject, stream: RecordBatchStream,
+                    last_attempt: bool = False) -> RecordBatchStream:
     """The stream is consumed by the IO manager, so errors surface there: translate them on the way."""
 
     def batches():
@@ -151,7 +152,8 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             settings = jira.extract_settings(obj.name)
             stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
         except ScopeError as exc:
-            raise dg.Failure(description=f"{obj.name}: the extraction scope is wrong, nothing was written. {exc}",
+            raise dg.Failure(description=f"{obj.name}: the extraction scope is wrong, nothing was written. "
+                                         f"{exc}",
                              metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
                              allow_retries=False) from exc
         except PERMANENT_ERRORS as exc:

@@ -34,7 +34,8 @@ def _method(body: Any) -> str:
 
 
 # keys of a paging envelope: a page that has them but lacks its records key is an empty page
-PAGE_MARKERS = frozenset({"startAt", "maxResults", "total", "isLast", "nextPageToken", "lastPage", "nextPage"})
+PAGE_MARKERS = frozenset({"startAt", "maxResults", "total", "isLast", "nextPageToken", "lastPage",
+                          "nextPage"})
 
 
 def _records(payload: Any, key: str, path: str) -> Records:
@@ -44,8 +45,8 @@ def _records(payload: Any, key: str, path: str) -> Records:
                                 endpoint=path)
     if key not in payload and not PAGE_MARKERS & payload.keys():
         # not a page at all (an error object or another API's answer with status 200): never zero rows (C11)
-        raise JiraProtocolError(f"expected {key!r} in the response, got {', '.join(sorted(payload)[:6]) or '{}'}",
-                                endpoint=path)
+        got = ", ".join(sorted(payload)[:6]) or "{}"
+        raise JiraProtocolError(f"expected {key!r} in the response, got {got}", endpoint=path)
     value = payload.get(key)
     if value is None:
         return []

@@ -100,8 +100,9 @@ class FileTokenStore:
         except FileNotFoundError:
             return None
         except OSError as exc:  # a directory, no permission, a path through a file...
-            raise ConfigError(f"token store {self.path} cannot be read ({exc.strerror or type(exc).__name__}); "
-                              "point JIRA_TOKEN_STORE at a file this process may read and write") from None
+            cause = exc.strerror or type(exc).__name__
+            raise ConfigError(f"token store {self.path} cannot be read ({cause}); point JIRA_TOKEN_STORE at a "
+                              "file this process may read and write") from None
         try:
             return TokenSet.from_json(json.loads(raw))
         except (ValueError, TypeError) as exc:

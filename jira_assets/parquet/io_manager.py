@@ -99,7 +99,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         table_path = _table_path(context)
         try:
             result = self.store.write(table_path, partition, data)
-        except StorageError as exc:  # one line naming the cause, as the step's error (not a wrapped traceback)
+        except StorageError as exc:  # one line naming the cause as the step's error, not a wrapped traceback
             raise dg.Failure(description=f"{'/'.join(table_path)}: {exc}", allow_retries=exc.transient
                              and not _last_attempt(context)) from exc
         metadata = _stream_metadata(obj)
