@@ -101,8 +101,8 @@ class FileTokenStore:
             return None
         except OSError as exc:  # a directory, no permission, a path through a file...
             cause = exc.strerror or type(exc).__name__
-            raise ConfigError(f"token store {self.path} cannot be read ({cause}); point JIRA_TOKEN_STORE at a "
-                              "file this process may read and write") from None
+            raise ConfigError(f"token store {self.path} cannot be read ({cause}); point JIRA_TOKEN_STORE "
+                              "at a file this process may read and write") from None
         try:
             return TokenSet.from_json(json.loads(raw))
         except (ValueError, TypeError) as exc:
