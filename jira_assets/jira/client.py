@@ -281,9 +281,10 @@ class JiraClient:
             if policy.retries_status(status) and retryable and attempt < policy.max_attempts:
                 delay = policy.retry_delay(attempt, response.headers)
                 if delay > policy.max_retry_after:
+                    asked = policy.server_requested_wait(response.headers) or delay  # without our jitter
                     raise error_for_response(response, endpoint, auth=self.auth, scopes=scopes,
                                              permission=permission,
-                                             hint=f"the server asks to wait {delay:.0f} s; try again later")
+                                             hint=f"the server asks to wait {asked:.0f} s; try again later")
                 self._stats.retry()
                 if status == 429:
                     # Everyone sharing the gate waits, this request included (at the top of the loop).
