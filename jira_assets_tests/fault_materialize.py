@@ -1,0 +1,34 @@
+"""Materialize raw assets in a fresh process and report the failures as one JSON line (no tests here).
+
+    python -m jira_assets_tests.fault_materialize '{"env": {...}, "runs": [{"names": [...], "partition": "...",
+                                                                            "env": {...}}]}'
+
+Used where the test process itself cannot host the run: a lake on a tiny or read-only tmpfs mounted inside a
+user+mount namespace (`unshare -rm`), so the disk really fills up or really refuses writes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main(spec: dict) -> dict:
+    os.environ.update(spec.get("env", {}))
+    from pathlib import Path
+
+    from jira_assets_tests.fault_harness import corrupt_files, failures, materialize, visible_parquet_paths
+
+    results = []
+    for run in spec["runs"]:
+        os.environ.update(run.get("env", {}))
+        outcome = failures(materialize(run["names"], run["partition"]))
+        lake = Path(os.environ["JIRA_LAKE"])  # what is at final paths now (the mounts die with this process)
+        files = visible_parquet_paths(lake)
+        results.append({"failures": outcome, "files": [str(f.relative_to(lake)) for f in files],
+                        "corrupt": corrupt_files(files)})
+    return {"runs": results}
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(json.loads(sys.argv[1]))), flush=True)
