@@ -35,8 +35,19 @@ def dig(record: Any, path: Sequence[str]) -> Any:
     return value
 
 
+_ONE_MS = dt.timedelta(milliseconds=1)
+
+
 def to_epoch_ms(value: Any) -> int:
     """Jira timestamps: ISO strings with any offset form ("-0800", "Z", "+05:30") or epoch milliseconds."""
+    if type(value) is str:  # the common case first (hot: every timestamp cell)
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise Mismatch(value) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return (parsed - _EPOCH) // _ONE_MS
     if isinstance(value, bool):
         raise Mismatch(value)
     if isinstance(value, (int, float)):
@@ -48,7 +59,7 @@ def to_epoch_ms(value: Any) -> int:
             raise Mismatch(value) from None
         if parsed.tzinfo is None:  # a bare date or local time: Jira means UTC for our purposes
             parsed = parsed.replace(tzinfo=dt.timezone.utc)
-        return (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+        return (parsed - _EPOCH) // _ONE_MS
     raise Mismatch(value)
 
 
@@ -134,6 +145,48 @@ _COERCERS: dict[pa.DataType, Callable[[Any], Any]] = {
 }
 
 
+# A value of exactly this Python type is already what its column stores: no coercion call needed.
+_PASS_THROUGH: dict[pa.DataType, type] = {STR: str, INT: int, FLOAT: float, BOOL: bool}
+
+
+class _Never:
+    """Matches no value's type (columns whose every value needs converting)."""
+
+
+def path_getter(path: Sequence[str]) -> Callable[[Any], Any]:
+    """`dig` for one fixed path, unrolled (it runs for every cell of every page)."""
+    if len(path) == 1:
+        (a,) = path
+
+        def get(record: Any) -> Any:
+            return record.get(a, _MISSING) if isinstance(record, dict) else _MISSING
+    elif len(path) == 2:
+        a, b = path
+
+        def get(record: Any) -> Any:
+            if not isinstance(record, dict):
+                return _MISSING
+            value = record.get(a, _MISSING)
+            return value.get(b, _MISSING) if isinstance(value, dict) else _MISSING
+    elif len(path) == 3:
+        a, b, c = path
+
+        def get(record: Any) -> Any:
+            if not isinstance(record, dict):
+                return _MISSING
+            value = record.get(a, _MISSING)
+            if not isinstance(value, dict):
+                return _MISSING
+            value = value.get(b, _MISSING)
+            return value.get(c, _MISSING) if isinstance(value, dict) else _MISSING
+    else:
+        path = tuple(path)
+
+        def get(record: Any) -> Any:
+            return dig(record, path)
+    return get
+
+
 def coercer(type_: pa.DataType) -> Callable[[Any], Any]:
     try:
         return _COERCERS[type_]
@@ -146,6 +199,11 @@ def column_field(column: Column) -> pa.Field:
     if column.type == JSON:
         description += " (JSON text)"
     return pa.field(column.name, column.type, nullable=True, metadata={"description": description})
+
+
+def _json_array(values: list, type_: pa.DataType) -> pa.Array:
+    """orjson's output is valid UTF-8, so binary -> string is a zero-copy view."""
+    return pa.array(values, type=pa.large_binary() if type_ == pa.large_string() else pa.binary()).view(type_)
 
 
 class RecordConverter:
@@ -173,34 +231,47 @@ class RecordConverter:
         self._getters = getters or {}
         self._paths = [c.path for c in self.columns]
         self._coercers = [coercer(c.type) for c in self.columns]
+        # per column: name, how to read the value, how to coerce it, the type that passes as is, JSON text?
+        self._plan = [
+            (c.name, self._getters.get(c.name) or path_getter(c.path), coerce,
+             _PASS_THROUGH.get(c.type, _Never), c.type == JSON)
+            for c, coerce in zip(self.columns, self._coercers)
+        ]
         self._extracted_at_ms = to_epoch_ms((extracted_at or dt.datetime.now(dt.timezone.utc)).isoformat())
         self.type_mismatches: Counter[str] = Counter()
         self.rows = 0
 
     def convert(self, records: Sequence[Any]) -> pa.RecordBatch:
-        arrays: list[list] = []
-        for column, path, coerce in zip(self.columns, self._paths, self._coercers):
-            getter = self._getters.get(column.name)
-            values = []
+        arrays: list[pa.Array] = []
+        mismatches = self.type_mismatches
+        dumps = orjson.dumps
+        for (name, get, coerce, as_is, json_text), field in zip(self._plan, self.schema):
+            values: list = []
             append = values.append
+            if json_text:  # JSON text goes to Arrow as UTF-8 bytes: no str objects in between
+                for record in records:
+                    value = get(record)
+                    append(None if value is None or value is _MISSING else dumps(value))
+                arrays.append(_json_array(values, field.type))
+                continue
             for record in records:
-                value = getter(record) if getter else dig(record, path)
+                value = get(record)
                 if value is None or value is _MISSING:
                     append(None)
-                    continue
-                try:
-                    append(coerce(value))
-                except Mismatch:
-                    self.type_mismatches[column.name] += 1
-                    append(None)
-            arrays.append(values)
+                elif type(value) is as_is:
+                    append(value)
+                else:
+                    try:
+                        append(coerce(value))
+                    except Mismatch:
+                        mismatches[name] += 1
+                        append(None)
+            arrays.append(pa.array(values, type=field.type))
         if self._keep_raw:
-            arrays.append([to_json_text(r) for r in records])
-        arrays.append([self._extracted_at_ms] * len(records))
+            arrays.append(_json_array([dumps(r) for r in records], JSON))
+        arrays.append(pa.array([self._extracted_at_ms] * len(records), type=TS))
         self.rows += len(records)
-        return pa.RecordBatch.from_arrays(
-            [pa.array(values, type=f.type) for values, f in zip(arrays, self.schema)], schema=self.schema
-        )
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def batches(self, pages: Iterable[Sequence[Any]]) -> Iterable[pa.RecordBatch]:
         for page in pages:

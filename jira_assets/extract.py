@@ -27,6 +27,8 @@ from jira_assets.parquet.stream import RecordBatchStream
 log = logging.getLogger(__name__)
 
 API = "/rest/api/2"
+CHILD_READ_BATCH = 1_000  # issues read back at a time by the child tables
+CHILD_PAGE_ROWS = 2_000  # child rows per Arrow batch
 
 
 @dataclass(frozen=True)
@@ -85,35 +87,49 @@ class ExtractionError(RuntimeError):
 # --------------------------------------------------------------------------------------------------
 
 
-def bounded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[tuple[Any, Any]]:
-    """(item, fn(item) or the exception) pairs as they finish; at most 2×workers are pending at once."""
+def bounded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
+                inline: Optional[Callable[[Any], bool]] = None) -> Iterator[tuple[Any, Any]]:
+    """(item, fn(item) or the exception) pairs as they finish; at most 2×workers are pending at once.
+
+    Items for which `inline(item)` is true are computed in the caller's thread: handing cheap work (an issue
+    whose embedded children are complete) to a pool costs more than doing it.
+    """
     workers = max(1, workers)
     if workers == 1:
         for item in items:
-            try:
-                yield item, fn(item)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller, which decides
-                yield item, exc
+            yield item, _call(fn, item)
         return
     with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jira-fetch") as pool:
         pending: dict[cf.Future, Any] = {}
-        iterator = iter(items)
-        exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < 2 * workers:
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending[pool.submit(fn, item)] = item
-            if not pending:
-                break
-            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+
+        def finished(block: bool) -> Iterator[tuple[Any, Any]]:
+            if block:
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            else:
+                done = [f for f in pending if f.done()]
             for future in done:
                 item = pending.pop(future)
                 exc = future.exception()
                 yield item, (exc if exc is not None else future.result())
+
+        for item in items:
+            if inline is not None and inline(item):
+                yield item, _call(fn, item)
+            else:
+                pending[pool.submit(fn, item)] = item
+                while len(pending) >= 2 * workers:
+                    yield from finished(block=True)
+            if pending:
+                yield from finished(block=False)
+        while pending:
+            yield from finished(block=True)
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which decides
+        return exc
 
 
 def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
@@ -322,7 +338,8 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
 def _issue_rows(upstream: Optional[ds.Dataset], column: str) -> Iterator[tuple[str, Any]]:
     if upstream is None:
         raise ExtractionError("the issues of this partition must be materialized first")
-    for batch in upstream.to_batches(columns=["id", column]):
+    # Small batches: each one becomes Python strings at once (a default batch is up to 128k issues' JSON).
+    for batch in upstream.to_batches(columns=["id", column], batch_size=CHILD_READ_BATCH):
         for issue_id, page_json in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
             yield str(issue_id), (orjson.loads(page_json) if page_json else None)
 
@@ -347,17 +364,31 @@ def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, end
 def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, list_key: str,
               paging: Any, to_rows: Callable[[str, list], list],
               clean: Optional[Callable[[list], list]] = None) -> Iterator[list]:
+    """Rows of many issues per page (one Arrow batch per issue would cost more than the rows themselves); only
+    issues whose embedded list is truncated go to the pool of `child_workers`."""
     def fetch(item: tuple[str, Any]) -> list:
         issue_id, page = item
         return to_rows(issue_id, _complete(run, issue_id, page, list_key, run.obj.path, paging, clean))
 
-    for (issue_id, _), rows in bounded_map(fetch, _issue_rows(upstream, source_column), run.settings.child_workers):
+    def complete(item: tuple[str, Any]) -> bool:
+        page = item[1] or {}
+        embedded = page.get(list_key) or []
+        return page.get("total", len(embedded)) <= len(embedded)
+
+    buffer: list = []
+    for (issue_id, _), rows in bounded_map(fetch, _issue_rows(upstream, source_column), run.settings.child_workers,
+                                           inline=complete):
         if isinstance(rows, JiraError) and rows.status == 404:  # deleted since the issue was stored
             run.child_failed(f"issue {issue_id}", rows)
             continue
         if isinstance(rows, BaseException):
             raise rows
-        yield rows
+        buffer.extend(rows)
+        if len(buffer) >= CHILD_PAGE_ROWS:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
 
 
 def _comment_rows(issue_id: str, comments: list) -> list:

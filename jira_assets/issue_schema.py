@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
-from jira_assets.arrow import _MISSING, RecordConverter, dig, to_json_text
+from jira_assets.arrow import _MISSING, RecordConverter, path_getter, to_json_text
 from jira_assets.catalog import BOOL, DATE, FLOAT, INT, JSON, STR, STR_LIST, TS, Column, C
 
 # Fields kept out of `fields_json` because they have columns of their own (the embedded child pages).
@@ -109,10 +109,10 @@ def custom_field_columns(fields: Sequence[dict]) -> list[tuple[Column, Callable[
 
 
 def _custom_getter(field_id: str, reduce: Optional[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    path = ("fields", field_id)
+    dig_field = path_getter(("fields", field_id))
 
     def get(record: Any) -> Any:
-        value = dig(record, path)
+        value = dig_field(record)
         if value is _MISSING or value is None or reduce is None:
             return value
         return reduce(value)
