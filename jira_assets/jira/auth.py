@@ -10,12 +10,13 @@ exchange the stored refresh token, persist the rotated pair durably, and only th
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import os
 import random
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
 import orjson
@@ -107,31 +108,55 @@ class _TokenEndpoint:
 
     def session(self, **kwargs: Any) -> OAuth2Session:
         session = OAuth2Session(self.client_id, **kwargs)
+        # A token request carries the client secret and the refresh token in its body; requests would re-send
+        # that body to wherever a 307/308 points. Never follow a redirect from the token endpoint.
+        session.max_redirects = 0
         for hook in ("access_token_response", "refresh_token_response"):
             session.register_compliance_hook(hook, self._raise_for_error)
         return session
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
-        return self.session().refresh_token(
-            self.token_url,
-            refresh_token=refresh_token,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            timeout=self.timeout,
-        )
+        with self._transport_errors():
+            return self.session().refresh_token(
+                self.token_url,
+                refresh_token=refresh_token,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                timeout=self.timeout,
+            )
 
     def client_credentials(self) -> dict[str, Any]:
         session = self.session(client=BackendApplicationClient(client_id=self.client_id))
-        return session.fetch_token(
-            self.token_url, client_secret=self.client_secret, include_client_id=True, timeout=self.timeout
-        )
+        with self._transport_errors():
+            return session.fetch_token(
+                self.token_url, client_secret=self.client_secret, include_client_id=True, timeout=self.timeout
+            )
 
     def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
         session = self.session(redirect_uri=redirect_uri)
-        return session.fetch_token(
-            self.token_url, code=code, client_secret=self.client_secret, include_client_id=True,
-            timeout=self.timeout,
-        )
+        with self._transport_errors():
+            return session.fetch_token(
+                self.token_url, code=code, client_secret=self.client_secret, include_client_id=True,
+                timeout=self.timeout,
+            )
+
+    @contextlib.contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """A redirect (refused, see session) or no answer at all, as our typed errors naming the endpoint."""
+        endpoint = "POST /oauth/token"
+        try:
+            yield
+        except requests.TooManyRedirects as exc:
+            response = exc.response
+            target = urlparse((response.headers.get("Location") or "") if response is not None else "").netloc
+            raise JiraProtocolError(
+                f"the token endpoint redirected to {target or 'elsewhere'}; not following it with the client "
+                "secret", endpoint=endpoint, status=response.status_code if response is not None else None,
+                hint="check JIRA_AUTH_BASE_URL") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise JiraServerError(f"no answer from {self.auth_base_url} ({type(exc).__name__})",
+                                  endpoint=endpoint, hint="check JIRA_AUTH_BASE_URL and the network",
+                                  ) from None
 
     def _raise_for_error(self, response: requests.Response) -> requests.Response:
         """Compliance hook: turn any non-2xx answer of the token endpoint into a typed error before oauthlib
