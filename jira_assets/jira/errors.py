@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .redact import redact
+
 LOGIN_AGAIN = "run `jira-assets auth login` again"
 
 
@@ -35,9 +37,11 @@ class JiraError(Exception):
     ) -> None:
         self.endpoint = endpoint
         self.status = status
-        self.messages = [m for m in messages if m]
+        # Jira's and the auth server's texts are untrusted: one that echoes a credential must not carry it on
+        self.messages = [redact(str(m)) for m in messages if m]
         self.hint = hint
-        self.message = message or "; ".join(self.messages) or (f"HTTP {status}" if status else "no response")
+        self.message = redact(message) if message else (
+            "; ".join(self.messages) or (f"HTTP {status}" if status else "no response"))
         super().__init__(self._one_line())
 
     def _one_line(self) -> str:
