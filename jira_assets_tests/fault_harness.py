@@ -104,8 +104,8 @@ def raw_key(name: str) -> dg.AssetKey:
 
 
 def materialize(names: Iterable[str], partition: str, *, resources: Optional[dict] = None,
-                instance: Optional[dg.DagsterInstance] = None,
-                assets: Optional[list] = None) -> dg.ExecuteInProcessResult:
+                instance: Optional[dg.DagsterInstance] = None, assets: Optional[list] = None,
+                run_config: Optional[dict] = None) -> dg.ExecuteInProcessResult:
     """Materialize some raw assets for one partition with the resources the code location builds from the
     current environment (or the given ones)."""
     from jira_assets.definitions import defs
@@ -114,7 +114,7 @@ def materialize(names: Iterable[str], partition: str, *, resources: Optional[dic
         resources = dict(defs().resources)
     return dg.materialize(assets or raw_assets_quick_step_retries(), partition_key=partition, resources=resources,
                           selection=[raw_key(n) for n in names], instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False, run_config=QUIET)
+                          raise_on_error=False, run_config=QUIET if run_config is None else run_config)
 
 
 def failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:

@@ -14,15 +14,25 @@ import sys
 
 
 def main(spec: dict) -> dict:
+    """`spec["verbose"]`: Python logging and Dagster's console at DEBUG, runs recorded in the persistent
+    instance of DAGSTER_HOME (compute logs included), as a deployment would keep them."""
     os.environ.update(spec.get("env", {}))
     from pathlib import Path
 
+    import dagster as dg
+
     from jira_assets_tests.fault_harness import corrupt_files, failures, materialize, visible_parquet_paths
 
+    instance, run_config = None, None
+    if spec.get("verbose"):
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG)
+        instance, run_config = dg.DagsterInstance.get(), {}
     results = []
     for run in spec["runs"]:
         os.environ.update(run.get("env", {}))
-        outcome = failures(materialize(run["names"], run["partition"]))
+        outcome = failures(materialize(run["names"], run["partition"], instance=instance, run_config=run_config))
         lake = Path(os.environ["JIRA_LAKE"])  # what is at final paths now (the mounts die with this process)
         files = visible_parquet_paths(lake)
         results.append({"failures": outcome, "files": [str(f.relative_to(lake)) for f in files],
