@@ -1,0 +1,132 @@
+"""The deploy/ files against the installed Dagster: every key of the production dagster.yaml is one the instance
+schema knows (and every configurable class accepts its config), the Celery pieces validate, the Helm values carry
+the same limits, and the limits keep the request budget. Fast: no service is started (the slow tests load the same
+dagster.yaml on a real Postgres)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+PG_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USERNAME": "dagster",
+          "DAGSTER_PG_PASSWORD": "secret", "DAGSTER_PG_DB": "dagster", "DAGSTER_COMPUTE_LOG_BUCKET": "logs"}
+
+
+@pytest.fixture
+def production_yaml() -> dict:
+    return yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+
+
+@pytest.fixture
+def helm_values() -> dict:
+    return yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+
+
+def helm_env(values: dict) -> dict[str, str]:
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    return {e["name"]: e["value"] for e in deployment["env"]}
+
+
+def test_the_production_dagster_yaml_validates_against_the_installed_instance_schema(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.instance.ref import InstanceRef
+
+    for name, value in PG_ENV.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))  # unknown or misspelt keys raise here
+    ref = InstanceRef.from_dir(str(tmp_path))
+    # each configurable class validates its own block (the storage connects only when used)
+    assert type(ref.run_coordinator).__name__ == "QueuedRunCoordinator"
+    compute_logs = ref.compute_log_manager
+    assert type(compute_logs).__name__ == "S3ComputeLogManager"
+    assert compute_logs._s3_bucket == "logs"
+    assert ref.storage_data.class_name == "DagsterPostgresStorage"
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+
+
+def test_the_instance_has_a_queue_a_run_limit_and_a_default_limit_for_the_jira_pool(production_yaml):
+    from dagster._core.instance.config import ConcurrencyConfig, validate_concurrency_config
+
+    validate_concurrency_config(production_yaml)  # refuses a run limit set in two places
+    concurrency = ConcurrencyConfig.from_concurrency_settings(production_yaml["concurrency"], None)
+    assert concurrency.pool_config.default_pool_limit >= 1
+    assert production_yaml["concurrency"]["runs"]["max_concurrent_runs"] >= 1
+    assert production_yaml["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_every_raw_asset_and_every_jira_check_is_in_the_pool_and_backfills_one_day_per_run():
+    import dagster as dg
+
+    from jira_assets.defs.raw import BACKFILL_POLICY, POOL, raw_assets
+
+    assert POOL == "jira_api"
+    assert BACKFILL_POLICY == dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+    for asset in raw_assets:
+        assert asset.backfill_policy == BACKFILL_POLICY, asset.key
+        assert asset.op.pool == POOL, asset.key
+
+
+def test_the_helm_values_carry_the_same_limits_as_the_dagster_yaml_and_keep_the_request_budget(
+        production_yaml, helm_values):
+    from dagster._core.instance.config import validate_concurrency_config
+
+    extra = helm_values["additionalInstanceConfig"]
+    assert extra["concurrency"] == production_yaml["concurrency"]
+    assert extra["run_retries"] == production_yaml["run_retries"]
+    validate_concurrency_config({**extra, "run_coordinator": {"class": "QueuedRunCoordinator"}})
+    assert helm_values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"] == {}
+    monitoring = helm_values["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"]
+    assert monitoring["freeSlotsAfterRunEndSeconds"] == production_yaml["run_monitoring"][
+        "free_slots_after_run_end_seconds"]
+    assert helm_values["computeLogManager"]["type"] == "S3ComputeLogManager"
+    assert helm_values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert helm_values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+
+    env = helm_env(helm_values)
+    pool, per_process, budget = (extra["concurrency"]["pools"]["default_limit"], int(env["JIRA_MAX_IN_FLIGHT"]),
+                                 int(env["JIRA_REQUEST_BUDGET"]))
+    assert pool * per_process + 1 <= budget  # + 1: the change sensor, which runs outside the pool
+    assert env["JIRA_TOKEN_STORE"].startswith("s3://") and env["JIRA_THROTTLE_BOARD"].startswith("s3://")
+    (deployment,) = helm_values["dagster-user-deployments"]["deployments"]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"]
+    assert [s["name"] for s in deployment["envSecrets"]] == ["jira-assets"]
+    secret_names = {"JIRA_CLIENT_SECRET", "JIRA_REFRESH_TOKEN", "JIRA_API_TOKEN"}
+    assert not secret_names & set(env), "secrets belong in the Secret, not in the values"
+
+
+def test_the_user_code_command_loads_the_definitions_the_dockerfile_installs():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "pip install '.[k8s,distributed]'" in dockerfile
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "jira_assets.definitions"]
+    assert importlib.util.find_spec("jira_assets.definitions") is not None
+
+
+def test_the_celery_location_and_worker_config_validate(monkeypatch):
+    pytest.importorskip("dagster_celery")
+    from dagster_celery.cli import get_validated_config
+
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "redis://broker:6379/0")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "redis://broker:6379/1")
+    worker = get_validated_config(str(DEPLOY / "celery_worker.yaml"))
+    assert worker["broker"] == "redis://broker:6379/0" and worker["backend"] == "redis://broker:6379/1"
+    assert worker["config_source"]["worker_prefetch_multiplier"] == 1
+
+    # what `python_file: deploy/celery_location.py` in a workspace loads: exactly one target
+    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_file
+
+    targets = loadable_targets_from_python_file(str(DEPLOY / "celery_location.py"), working_directory=str(DEPLOY.parent))
+    assert [t.attribute for t in targets] == ["defs"]
+
+    spec = importlib.util.spec_from_file_location("celery_location", DEPLOY / "celery_location.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    job = module.defs().resolve_implicit_global_asset_job_def()
+    assert job.executor_def.name == "celery"
