@@ -1,5 +1,6 @@
 """The asset factory: one software-defined asset per catalog entry, all built the same way."""
 
+import warnings
 from typing import Optional
 
 import dagster as dg
@@ -175,4 +176,13 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
     return _asset
 
 
-raw_assets: list[dg.AssetsDefinition] = [build_raw_asset(obj) for obj in OBJECTS]
+def _build_raw_assets() -> list[dg.AssetsDefinition]:
+    # `backfill_policy` is a beta parameter of @asset in dagster 1.13: one BetaWarning per asset in every process
+    # that loads the code (daemon, code server, each run and step). The policy is deliberate (BACKFILL_POLICY), so
+    # that warning, and no other, is silenced here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`backfill_policy`", category=dg.BetaWarning)
+        return [build_raw_asset(obj) for obj in OBJECTS]
+
+
+raw_assets: list[dg.AssetsDefinition] = _build_raw_assets()
