@@ -140,7 +140,8 @@ def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) 
         return
     import queue
 
-    out: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=2 * workers)
+    # One page waits at most: every producer blocked on put() holds a decoded page too (~7 MB for 100 issues)
+    out: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def run(make: Callable[[], Iterator[Any]]) -> None:
@@ -338,10 +339,20 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
 def _issue_rows(upstream: Optional[ds.Dataset], column: str) -> Iterator[tuple[str, Any]]:
     if upstream is None:
         raise ExtractionError("the issues of this partition must be materialized first")
-    # Small batches: each one becomes Python strings at once (a default batch is up to 128k issues' JSON).
-    for batch in upstream.to_batches(columns=["id", column], batch_size=CHILD_READ_BATCH):
+    for batch in _small_batches(upstream, ["id", column]):
         for issue_id, page_json in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
             yield str(issue_id), (orjson.loads(page_json) if page_json else None)
+
+
+def _small_batches(dataset: ds.Dataset, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """`dataset.to_batches(columns)` one Parquet row group at a time, in small batches: the scanner's own
+    read-ahead decodes many row groups at once (~200 MB of a 20 000-issue partition's changelog JSON), and each
+    batch becomes Python strings at once."""
+    for fragment in dataset.get_fragments():
+        pieces = fragment.split_by_row_group() if hasattr(fragment, "split_by_row_group") else [fragment]
+        for piece in pieces:
+            yield from piece.to_batches(schema=dataset.schema, columns=columns, batch_size=CHILD_READ_BATCH,
+                                        use_threads=False)
 
 
 def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, endpoint: str, paging: Any,
