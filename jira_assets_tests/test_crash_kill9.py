@@ -4,9 +4,10 @@ converges to exactly the data of a run that was never interrupted.
 A run here is what a Dagster run worker does: today's snapshots and today's partition of issues with their
 children and worklogs, through `dg.materialize`, against the simulator over HTTP (each request 15 ms late, so the moments
 spread over fetching), with access tokens that live 2 s (refreshed about every second, each refresh slowed to
-0.3 s) and Parquet streamed into a local folder (10 kills) or moto's S3 (10 kills). After every kill: every
-file at a final path of the lake opens as complete Parquet, and the token store is valid JSON, mode 0600, whose
-refresh token the simulator still accepts. Then one uninterrupted run per lake, whose tables must equal the
+0.3 s) and Parquet streamed into a local folder (10 kills) or moto's S3 (10 kills), half of them while the lake
+is empty and half while it holds a complete run whose partitions are being replaced. After every kill: every
+file at a final path opens as complete Parquet, every file complete before is still there, and the token store
+is valid JSON, mode 0600, whose refresh token the simulator still accepts. Then one uninterrupted run per lake, whose tables must equal the
 never-interrupted baseline row for row, with no staging leftovers or orphaned multipart uploads.
 """
 from __future__ import annotations
@@ -125,11 +126,11 @@ class Lake:
             self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
             self.env = {"JIRA_LAKE": self.base, "JIRA_S3_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"}
 
-    def corrupt(self) -> tuple[int, list[str]]:
+    def corrupt(self) -> tuple[set[str], list[str]]:
         """(files at final paths, those that do not open as complete Parquet)."""
         if self.s3 is None:
             files = visible_parquet_paths(Path(self.base))
-            return len(files), corrupt_files(files)
+            return {str(f) for f in files}, corrupt_files(files)
         bucket = self.s3[1]
         bad = []
         keys = s3_final_keys(self.client, bucket, "lake/")
@@ -139,7 +140,7 @@ class Lake:
                 pq.read_table(io.BytesIO(body))
             except Exception as exc:  # noqa: BLE001
                 bad.append(f"s3://{bucket}/{key}: {exc}")
-        return len(keys), bad
+        return set(keys), bad
 
     def leftovers(self) -> list[str]:
         """Staging folders or unfinished multipart uploads (invisible, but garbage)."""
@@ -164,16 +165,18 @@ def crash_site():
         yield sim
 
 
-def run_series(sim, zygote: Zygote, lake: Lake, state: Path, env: dict, rng: random.Random,
-               longest: float) -> dict:
-    """Kill runs at random moments until KILLS_PER_LAKE of them died mid-run (a run that finishes first is
-    counted and another moment drawn); check the lake and the token store after each kill. The first kill
-    of a series waits, after its moment, for a token refresh to be under way: at least one kill per series
-    hits the window where a rotated refresh token is on the wire and not yet stored."""
-    seen = Counter()
-    while seen["killed"] < KILLS_PER_LAKE and seen["finished before the kill"] < KILLS_PER_LAKE:
+def run_series(sim, zygote: Zygote, lake: Lake, state: Path, env: dict, rng: random.Random, longest: float,
+               kills: int, seen: Counter) -> None:
+    """Kill runs at random moments until `kills` of them died mid-run (a run that finishes first is counted
+    and another moment drawn); check the lake and the token store after each kill: every file at a final
+    path opens, and every file that was complete before the series is still there. The first kill of a
+    series waits, after its moment, for a token refresh to be under way: at least one kill per series hits
+    the window where a rotated refresh token is on the wire and not yet stored."""
+    complete_before, _ = lake.corrupt()
+    target = seen["killed"] + kills
+    while seen["killed"] < target and seen["finished before the kill"] < KILLS_PER_LAKE:
         moment = rng.uniform(0.2, longest)
-        targeted = seen["killed"] == 0
+        targeted = seen["killed"] == target - kills
         for mark in ("refreshing", "writing", "result.json"):
             (state / mark).unlink(missing_ok=True)
         pid = zygote.start({"env": {**env, **lake.env}, "steps": steps(), "state_dir": str(state),
@@ -194,12 +197,12 @@ def run_series(sim, zygote: Zygote, lake: Lake, state: Path, env: dict, rng: ran
         seen["during Parquet write" if lake.s3 is None else "during S3 upload"] += writing
         files, bad = lake.corrupt()
         assert not bad, f"a kill at {moment:.2f} s left corrupt files: {bad}"
-        seen["files at final paths (max)"] = max(seen["files at final paths (max)"], files)
+        assert complete_before <= files, f"a kill at {moment:.2f} s lost {sorted(complete_before - files)}"
+        seen["kills while replacing complete partitions"] += bool(complete_before)
         deadline = time.monotonic() + 5  # requests of the dead run finish on the server (a refresh rotates)
         while sim.stats()["in_flight"] and time.monotonic() < deadline:
             time.sleep(0.01)
         seen["token store: " + check_token_store(sim, Path(env["JIRA_TOKEN_STORE"]))] += 1
-    return dict(seen)
 
 
 def converge(zygote: Zygote, lake: Lake, state: Path, env: dict) -> float:
@@ -229,7 +232,12 @@ def test_runs_killed_at_20_random_moments_leave_nothing_corrupt_and_converge(cra
         local, s3 = Lake(tmp_path, None), Lake(tmp_path, (s3_server, s3_bucket))
         figures = {"run_seconds": round(duration, 1)}
         for lake in (local, s3):
-            seen = run_series(sim, zygote, lake, state, env, rng, longest=duration * 0.9)
+            seen = Counter()
+            # half the kills while the lake is empty (first writes), half while complete partitions are
+            # being replaced (the previous version must stay whole), then a run that must converge
+            run_series(sim, zygote, lake, state, env, rng, duration * 0.9, KILLS_PER_LAKE // 2, seen)
+            converge(zygote, lake, state, env)
+            run_series(sim, zygote, lake, state, env, rng, duration * 0.9, KILLS_PER_LAKE // 2, seen)
             converge(zygote, lake, state, env)
             assert not lake.corrupt()[1]
             assert lake.leftovers() == [], "the re-run cleans up what the killed runs left"
@@ -237,7 +245,7 @@ def test_runs_killed_at_20_random_moments_leave_nothing_corrupt_and_converge(cra
             assert tables.keys() == baseline.keys()
             differing = [name for name in baseline if tables[name] != baseline[name]]
             assert not differing, f"tables differ from the uninterrupted run: {differing}"
-            figures["local" if lake.s3 is None else "s3"] = seen
+            figures["local" if lake.s3 is None else "s3"] = dict(seen)
         check_token_store(sim, Path(env["JIRA_TOKEN_STORE"]))
         stats = sim.stats()
         assert stats["invalid_grant"] == 0 and stats["family_revocations"] == 0
