@@ -506,6 +506,13 @@ def _parent_ids(upstream: Optional[ds.Dataset], column: str, parent: str) -> lis
     return sorted({v for v in upstream.to_table(columns=[column]).column(0).to_pylist() if v is not None}, key=str)
 
 
+def _parent_specific(error: JiraError) -> bool:
+    """A 4xx about one parent (gone, forbidden, feature off) is recorded and skipped (C08); a 5xx, a 429 or an
+    unreadable answer that outlived the client's retries says nothing about the parent and fails the step,
+    or the snapshot would succeed with that parent's rows silently missing."""
+    return error.status is not None and 400 <= error.status < 500 and error.status != 429
+
+
 def _fan_out(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
     """One paged endpoint per parent; one failing parent is recorded, not fatal (C08)."""
     obj = run.obj
@@ -528,6 +535,8 @@ def _fan_out(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
                 if skip_status and result.status == skip_status:  # e.g. kanban boards have no sprints
                     run.count("parents_without_children")
                     continue
+                if not _parent_specific(result):  # Jira down or throttled: a retry of the step, not a hole
+                    raise result
                 failures += 1
                 run.child_failed(f"{spec['parent']} {parent_id}", result)
                 continue
