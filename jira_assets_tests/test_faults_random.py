@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from jira_assets.catalog import get
 from jira_assets.simulator import Simulator, SimulatorConfig
 from jira_assets.simulator.config import ALL_FAULT_KINDS
 
@@ -27,6 +28,7 @@ from .fault_harness import (
     jira_env,
     materialize,
     step_retries,
+    stored,
     today,
 )
 
@@ -86,3 +88,22 @@ def test_every_raw_asset_lands_exactly_jiras_rows_when_ten_percent_of_requests_f
                "seconds": round(elapsed, 1)}
     with capsys.disabled():
         print(f"\n[R2 faults] {figures}")
+
+
+def test_a_fan_out_parent_that_stays_unavailable_fails_the_step_instead_of_leaving_a_hole(tmp_path, monkeypatch):
+    """One project's versions answer 503 beyond every retry: project_versions must not succeed without that
+    project's rows (a 404 for one parent is still recorded and skipped, C08); once Jira answers, it lands whole."""
+    fast_client_retries(monkeypatch)
+    with Simulator(SimulatorConfig(seed=11, issues=10)) as sim:
+        env = jira_env(sim.info(), tmp_path / "lake", tmp_path)
+        broken = sorted(str(p["id"]) for p in sim.truth.records("projects"))[0]
+        with environment(env):
+            assert failures(materialize(["projects"], today().isoformat())) == {}
+            sim.script(rf"/project/{broken}/version$", [(503, {"Retry-After": "0"})] * 100)
+            failed = failures(materialize(["project_versions"], today().isoformat()))
+            assert "project_versions" in failed and f"/project/{broken}/version" in failed["project_versions"]
+            assert "503" in failed["project_versions"]
+            sim.clear_disruptions()
+            assert failures(materialize(["project_versions"], today().isoformat())) == {}
+        versions = stored(tmp_path / "lake", get("project_versions"), today().isoformat())
+        assert versions.num_rows == len(sim.truth.records("project_versions"))
