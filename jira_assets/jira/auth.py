@@ -160,7 +160,8 @@ class _TokenEndpoint:
                 f"the token endpoint redirected to {target or 'elsewhere'}; not following it with the client "
                 "secret", endpoint=endpoint, status=response.status_code if response is not None else None,
                 hint="check JIRA_AUTH_BASE_URL") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
             raise JiraServerError(f"no answer from {self.auth_base_url} ({type(exc).__name__})",
                                   endpoint=endpoint, hint="check JIRA_AUTH_BASE_URL and the network",
                                   ) from None

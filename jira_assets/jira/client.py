@@ -51,6 +51,9 @@ SCOPE_MISMATCH = "scope does not match"
 # A 401 can be "expired" again right after a refresh when another process rotates at that moment (strict
 # rotation revokes the companion access token), so allow a couple of recoveries, never an endless loop.
 MAX_AUTH_RECOVERIES = 2
+# The token endpoint failing transiently (5xx, 429, no or a cut-off answer; auth.py maps them): retried like a
+# request, with the same refresh token (a rotation the lost answer carried is within Atlassian's reuse leeway).
+TOKEN_ENDPOINT_BLIPS = (JiraServerError, JiraRateLimited)
 # Resets, timeouts and bodies cut short (urllib3 enforces Content-Length; requests reports it as a chunked
 # error).
 RETRYABLE_TRANSPORT_ERRORS = (
@@ -258,7 +261,12 @@ class JiraClient:
         while True:
             attempt += 1
             self._stats.throttled(self._throttle.wait(policy))
-            authorization = self.auth.authorization()
+            try:
+                authorization = self.auth.authorization()
+            except TOKEN_ENDPOINT_BLIPS:  # the refresh failed transiently: nothing was sent to Jira yet
+                if self._back_off_for_another_attempt(True, attempt):
+                    continue
+                raise
             try:
                 response = self._send(method, url, params, body, authorization, endpoint)
             except RETRYABLE_TRANSPORT_ERRORS as exc:
@@ -273,7 +281,14 @@ class JiraClient:
             self._stats.response(status)
 
             if status == 401 and self.auth.can_refresh and auth_recoveries < MAX_AUTH_RECOVERIES:
-                if not _is_scope_mismatch(response) and self.auth.recover_from_unauthorized(authorization):
+                try:
+                    recovered = (not _is_scope_mismatch(response)
+                                 and self.auth.recover_from_unauthorized(authorization))
+                except TOKEN_ENDPOINT_BLIPS:
+                    if self._back_off_for_another_attempt(True, attempt):
+                        continue
+                    raise
+                if recovered:
                     auth_recoveries += 1
                     attempt -= 1  # a stale token is not a failed attempt
                     continue
