@@ -107,3 +107,17 @@ def test_a_fan_out_parent_that_stays_unavailable_fails_the_step_instead_of_leavi
             assert failures(materialize(["project_versions"], today().isoformat())) == {}
         versions = stored(tmp_path / "lake", get("project_versions"), today().isoformat())
         assert versions.num_rows == len(sim.truth.records("project_versions"))
+
+
+@pytest.mark.parametrize("kind", ALL_FAULT_KINDS)
+def test_a_fault_at_the_token_endpoint_is_absorbed_by_the_client(kind, tmp_path, monkeypatch):
+    """The OAuth refresh meets each kind of fault once: the request is retried with the same refresh token
+    (a rotation whose answer was lost is inside Atlassian's reuse leeway), no step fails or is retried."""
+    fast_client_retries(monkeypatch)
+    with Simulator(SimulatorConfig(seed=11, issues=5, slow_seconds=0.3, fault_retry_after=(1, 1))) as sim:
+        sim.script(r"^/oauth/token$", [kind])
+        with environment(jira_env(sim.info(), tmp_path / "lake", tmp_path)):
+            result = materialize(["projects"], today().isoformat())
+        assert failures(result) == {} and step_retries(result) == []
+        assert sim.stats()["scripted"] == 1
+        assert sim.stats()["invalid_grant"] == 0 and sim.stats()["family_revocations"] == 0
