@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 from urllib.parse import urlparse
 
-from .errors import ConfigError, JiraError
+from .errors import ConfigError, JiraError, JiraServerError
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,41 @@ class S3TokenStore:
         return f"s3://{self.bucket}/{self.key}"
 
     def read(self) -> TokenSet | None:
+        with self._s3_errors("read"):
+            return self._read()
+
+    def write(self, tokens: TokenSet) -> None:
+        with self._s3_errors("write"):
+            self._write(tokens)
+
+    @contextlib.contextmanager
+    def _s3_errors(self, action: str) -> Iterator[None]:
+        """S3 refusing the store (no bucket, access denied, bad credentials, unreadable content) as one line
+        naming the store; S3 failing transiently as a retryable error. Never a raw botocore traceback."""
+        import botocore.exceptions as boto
+
+        try:
+            yield
+        except JiraError:
+            raise
+        except boto.ClientError as exc:
+            code = _error_code(exc)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            message = exc.response.get("Error", {}).get("Message") or code
+            text = f"token store {self.describe()}: cannot {action} ({code}: {message})"
+            if status >= 500 or code in _TRANSIENT_S3_CODES:
+                raise JiraServerError(text) from None
+            raise ConfigError(text + "; check JIRA_TOKEN_STORE and the AWS credentials") from None
+        except (boto.EndpointConnectionError, boto.ConnectionClosedError, boto.ReadTimeoutError,
+                boto.ConnectTimeoutError) as exc:
+            raise JiraServerError(f"token store {self.describe()}: cannot {action} ({exc})") from None
+        except boto.BotoCoreError as exc:  # no credentials, bad configuration
+            raise ConfigError(f"token store {self.describe()}: cannot {action} ({exc})") from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"token store {self.describe()} is not a valid token file "
+                              f"({type(exc).__name__})") from None
+
+    def _read(self) -> TokenSet | None:
         # A HEAD first: while nobody has refreshed, the ETag is unchanged and the body need not travel again.
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
@@ -216,7 +251,7 @@ class S3TokenStore:
         self._etag = response["ETag"]
         return self._cached
 
-    def write(self, tokens: TokenSet) -> None:
+    def _write(self, tokens: TokenSet) -> None:
         condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
         try:
             response = self.s3.put_object(
@@ -237,7 +272,8 @@ class S3TokenStore:
     @contextlib.contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        etag = self._acquire_lease(owner, self.lock_timeout if timeout is None else timeout)
+        with self._s3_errors("lock"):
+            etag = self._acquire_lease(owner, self.lock_timeout if timeout is None else timeout)
         try:
             yield
         finally:
@@ -318,6 +354,9 @@ class S3TokenStore:
         except self.s3.exceptions.ClientError as exc:
             if not (_is_precondition_failure(exc) or _is_missing(exc) or _is_conflict(exc)):
                 raise
+
+
+_TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
 
 
 def _error_code(exc: Any) -> str:
