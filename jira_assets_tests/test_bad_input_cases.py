@@ -285,6 +285,26 @@ def test_an_s3_bucket_that_does_not_exist_is_named(env, s3_server):
     assert_one_clear_line(failed["projects"], "jira/raw/projects", missing, "does not exist")
 
 
+def test_an_s3_token_store_that_cannot_work_is_named_before_a_refresh_token_is_spent(site, env, s3_server,
+                                                                                  s3_bucket):
+    import boto3
+
+    aws = s3_env(s3_server, s3_bucket, AWS_ENDPOINT_URL_S3=s3_server)
+    aws.pop("JIRA_LAKE"), aws.pop("JIRA_S3_ENDPOINT_URL")
+    refreshes = site.stats()["token_refreshes"]
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
+    with environment({**env, **aws, "JIRA_TOKEN_STORE": f"s3://{missing}/jira/tokens.json"}):
+        failed = failures(materialize(["projects"], TODAY))
+    assert_one_clear_line(failed["projects"], "projects", f"s3://{missing}/jira/tokens.json", "NoSuchBucket")
+    assert site.stats()["token_refreshes"] == refreshes, "no refresh token was spent"
+
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").put_object(
+        Bucket=s3_bucket, Key="jira/tokens.json", Body=b'{"access_token": "abc", "refresh')
+    with environment({**env, **aws, "JIRA_TOKEN_STORE": f"s3://{s3_bucket}/jira/tokens.json"}):
+        failed = failures(materialize(["projects"], TODAY))
+    assert_one_clear_line(failed["projects"], "projects", "tokens.json", "not a valid token file")
+
+
 @pytest.fixture
 def moto_iam_enforced(s3_server):
     """moto checks IAM from now on; yields (read-only access key, secret) of a user that may list and read
