@@ -257,6 +257,12 @@ def test_no_secret_is_readable_in_logs_events_ui_parquet_errors_or_beside_the_to
         assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
         assert MARK.encode() in tokens.read_bytes(), "positive control: the search finds the canary where it is"
 
+        status = subprocess.run([sys.executable, "-m", "jira_assets.cli", "auth", "status"], cwd=ROOT,
+                                capture_output=True, timeout=120,
+                                env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+        assert b"site check" in status.stdout or b"site:" in status.stdout, status.stdout + status.stderr
+        leaks += canaries.find(status.stdout + status.stderr, "`jira-assets auth status`")
+
         with webserver_on(home, env) as base_url:
             answers = graphql_everything(base_url)
         for n, text in enumerate(answers):
