@@ -1,10 +1,11 @@
-"""Shared helpers of the fault and security suite (test_faults_*, test_crash_*, test_bad_input_*, test_secrets_*).
+"""Shared helpers of the fault and security suite (test_faults_*, test_crash_*, test_bad_input_*,
+test_secrets_*).
 
 No tests here. Everything runs the product the way a deployment does: environment variables -> the code
-location's resources -> `dg.materialize` -> the client over real HTTP against the simulator -> Parquet.
-Two timing knobs are shortened so the suite stays fast, and only timing: the client's exponential backoff
-(2 s base in production, server-requested waits are still honoured as floors) and Dagster's step-retry delay
-(30 s in production; the number of step retries is unchanged).
+location's resources -> `dg.materialize` -> the client over real HTTP against the simulator -> Parquet. Two
+timing knobs are shortened so the suite stays fast, and only timing: the client's exponential backoff (2 s
+base in production, server-requested waits are still honoured as floors) and Dagster's step-retry delay (30 s
+in production; the number of step retries is unchanged).
 """
 from __future__ import annotations
 
@@ -112,9 +113,10 @@ def materialize(names: Iterable[str], partition: str, *, resources: Optional[dic
 
     if resources is None:
         resources = dict(defs().resources)
-    return dg.materialize(assets or raw_assets_quick_step_retries(), partition_key=partition, resources=resources,
-                          selection=[raw_key(n) for n in names], instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False, run_config=QUIET if run_config is None else run_config)
+    return dg.materialize(assets or raw_assets_quick_step_retries(), partition_key=partition,
+                          resources=resources, selection=[raw_key(n) for n in names],
+                          instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                          run_config=QUIET if run_config is None else run_config)
 
 
 def failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
@@ -140,7 +142,7 @@ def assert_one_clear_line(message: str, *needles: str) -> None:
         assert needle.lower() in message.lower(), f"{needle!r} not named in: {message}"
 
 
-# ---- the lake ------------------------------------------------------------------------------------------------
+# ---- the lake ----------------------------------------------------------------------------------------------
 
 
 def visible_parquet_paths(lake: Path) -> list[Path]:
@@ -171,7 +173,8 @@ def s3_final_keys(client, bucket: str, prefix: str = "") -> list[str]:
 
 
 def comparable_rows(table) -> list[bytes]:
-    """Rows as canonical JSON, sorted, without the extraction timestamp (the only column that differs run to run)."""
+    """Rows as canonical JSON, sorted, without the extraction timestamp (the one column that differs from run
+    to run)."""
     table = table.drop_columns([c for c in ("_extracted_at",) if c in table.column_names])
     return sorted(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
                   for row in table.to_pylist())
@@ -187,7 +190,7 @@ def lake_tables(store) -> dict[str, list[bytes]]:
     return tables
 
 
-# ---- ground truth --------------------------------------------------------------------------------------------
+# ---- ground truth ------------------------------------------------------------------------------------------
 
 
 def _dig(record: Any, dotted: str) -> Any:
@@ -261,7 +264,8 @@ def expected_incremental(sim, name: str, day: dt.date) -> tuple[list[tuple], Opt
     if name == "audit_records":
         from jira_assets.arrow import to_epoch_ms
 
-        records = [r for r in truth.records("audit_records") if start_ms <= to_epoch_ms(r["created"]) < end_ms]
+        records = [r for r in truth.records("audit_records")
+                   if start_ms <= to_epoch_ms(r["created"]) < end_ms]
         return snapshot_keys(obj, records), [canonical(r) for r in records]
     raise KeyError(name)
 
@@ -319,4 +323,6 @@ def _issue_fields_problems(sim, table, day: dt.date) -> list[str]:
     got = {str(i): canonical(orjson.loads(f)) for i, f in
            zip(table.column("id").to_pylist(), table.column("fields_json").to_pylist())}
     differing = sorted(k for k in want if got.get(k) != want[k])
-    return [f"issues/{day}: fields differ for {len(differing)} issues, e.g. {differing[:3]}"] if differing else []
+    if not differing:
+        return []
+    return [f"issues/{day}: fields differ for {len(differing)} issues, e.g. {differing[:3]}"]

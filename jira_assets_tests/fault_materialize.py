@@ -1,7 +1,7 @@
 """Materialize raw assets in a fresh process and report the failures as one JSON line (no tests here).
 
-    python -m jira_assets_tests.fault_materialize '{"env": {...}, "runs": [{"names": [...], "partition": "...",
-                                                                            "env": {...}}]}'
+    python -m jira_assets_tests.fault_materialize \
+        '{"env": {...}, "runs": [{"names": [...], "partition": "...", "env": {...}}]}'
 
 Used where the test process itself cannot host the run: a lake on a tiny or read-only tmpfs mounted inside a
 user+mount namespace (`unshare -rm`), so the disk really fills up or really refuses writes.
@@ -32,7 +32,8 @@ def main(spec: dict) -> dict:
     results = []
     for run in spec["runs"]:
         os.environ.update(run.get("env", {}))
-        outcome = failures(materialize(run["names"], run["partition"], instance=instance, run_config=run_config))
+        result = materialize(run["names"], run["partition"], instance=instance, run_config=run_config)
+        outcome = failures(result)
         lake = Path(os.environ["JIRA_LAKE"])  # what is at final paths now (the mounts die with this process)
         files = visible_parquet_paths(lake)
         results.append({"failures": outcome, "files": [str(f.relative_to(lake)) for f in files],

@@ -1,16 +1,16 @@
 """A pre-loaded process that forks runs to be killed (the crash suite's helper; no tests here).
 
-Importing Dagster and the code location takes seconds; twenty runs killed at random moments would spend most of
-their time importing. This process imports everything once, then for each `run <json>` line on stdin forks a
-child that materializes the given (assets, partition) steps through Dagster, exactly as a run worker would, and
-answers `pid <pid>` at once; after the next line (`wait`) it reaps the child and answers `exit <code>`. The
-test kills the child with SIGKILL by its pid before sending `wait`: a child that finished first stays a zombie
-until then, so its pid cannot have been reused by another process.
+Importing Dagster and the code location takes seconds; twenty runs killed at random moments would spend most
+of their time importing. This process imports everything once, then for each `run <json>` line on stdin forks
+a child that materializes the given (assets, partition) steps through Dagster, exactly as a run worker would,
+and answers `pid <pid>` at once; after the next line (`wait`) it reaps the child and answers `exit <code>`.
+The test kills the child with SIGKILL by its pid before sending `wait`: a child that finished first stays a
+zombie until then, so its pid cannot have been reused by another process.
 
 The child marks two moments in files of `state_dir`, so the test can tell what it interrupted: `refreshing`
 exists while an OAuth refresh is under way (the token request and the durable write of the rotated pair),
-`writing` while a Parquet partition is being written
-(streamed into a staging folder or an open S3 multipart upload). The marks only observe; behaviour is unchanged.
+`writing` while a Parquet partition is being written (streamed into a staging folder or an open S3 multipart
+upload). The marks only observe; behaviour is unchanged.
 """
 from __future__ import annotations
 

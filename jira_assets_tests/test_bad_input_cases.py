@@ -1,16 +1,15 @@
 """R4 — bad input: whatever a user gets wrong ends in one clear line naming the cause, and assets that do not
 depend on the mistake still land.
 
-Kinds covered (each by one or more cases): settings that cannot work (read when the code location loads),
-the site URL, OAuth client and refresh-token problems, the token store, API-token auth, OAuth scopes and Jira
-permissions, the extraction scope (projects, JQL, fields), partition keys and capture dates, storage (S3 bucket,
-access, credentials, KMS key, full disk, unwritable folder), and odd answers from Jira (malformed JSON, HTML
-error pages, unexpected shapes, unexpected field types, huge values).
+Kinds covered (each by one or more cases): settings that cannot work (read when the code location loads), the
+site URL, OAuth client and refresh-token problems, the token store, API-token auth, OAuth scopes and Jira
+permissions, the extraction scope (projects, JQL, fields), partition keys and capture dates, storage (S3
+bucket, access, credentials, KMS key, full disk, unwritable folder), and odd answers from Jira (malformed
+JSON, HTML error pages, unexpected shapes, unexpected field types, huge values).
 """
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
 import os
 import shutil
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import dagster as dg
 import orjson
 import pytest
 
@@ -65,20 +63,23 @@ def lake(env: dict) -> Path:
     return Path(env["JIRA_LAKE"])
 
 
-# ---- settings that cannot work: refused when the code location loads --------------------------------------
+# ---- settings that cannot work: refused when the code location loads ---------------------------------------
 
 LOAD_CASES = {
     "unknown-auth-method": ({"JIRA_AUTH_METHOD": "kerberos"}, ["JIRA_AUTH_METHOD", "kerberos", "oauth"]),
-    "non-integer-max-in-flight": ({"JIRA_MAX_IN_FLIGHT": "four"}, ["JIRA_MAX_IN_FLIGHT", "four", "whole number"]),
+    "non-integer-max-in-flight": ({"JIRA_MAX_IN_FLIGHT": "four"},
+                                  ["JIRA_MAX_IN_FLIGHT", "four", "whole number"]),
     "zero-page-size": ({"JIRA_ISSUE_PAGE_SIZE": "0"}, ["JIRA_ISSUE_PAGE_SIZE", "at least 1"]),
     "negative-child-workers": ({"JIRA_CHILD_WORKERS": "-2"}, ["JIRA_CHILD_WORKERS", "at least 1"]),
-    "lake-unsupported-scheme": ({"JIRA_LAKE": "gs://bucket/lake"}, ["JIRA_LAKE", "gs://bucket/lake", "s3://"]),
+    "lake-unsupported-scheme": ({"JIRA_LAKE": "gs://bucket/lake"},
+                                ["JIRA_LAKE", "gs://bucket/lake", "s3://"]),
     "glue-with-local-lake": ({"JIRA_GLUE_DATABASE": "jira"}, ["JIRA_GLUE_DATABASE", "s3://"]),
     "scope-file-missing": ({"JIRA_SCOPE_FILE": "/nonexistent/scope.yaml"}, ["JIRA_SCOPE_FILE", "no file"]),
     "scope-file-not-yaml": ({"JIRA_SCOPE_FILE": "{scope_yaml}"}, ["scope.yaml", "not valid YAML"]),
     "rename-without-equals": ({"JIRA_RENAME_FIELDS": "Story Points"}, ["JIRA_RENAME_FIELDS", "field=column"]),
     "mask-without-salt": ({"JIRA_MASK_FIELDS": "summary"}, ["JIRA_MASK_SALT"]),
-    "jql-with-order-by": ({"JIRA_JQL_FILTER": "project = OPS ORDER BY created"}, ["JIRA_JQL_FILTER", "ORDER BY"]),
+    "jql-with-order-by": ({"JIRA_JQL_FILTER": "project = OPS ORDER BY created"},
+                          ["JIRA_JQL_FILTER", "ORDER BY"]),
     "project-not-a-key": ({"JIRA_PROJECTS": "Operations Team"}, ["JIRA_PROJECTS", "Operations Team"]),
 }
 
@@ -106,7 +107,7 @@ def test_a_bad_history_start_is_named_when_the_partitions_are_built(value, env):
     assert_one_clear_line(str(error.value), "JIRA_HISTORY_START", value)
 
 
-# ---- mistakes found at run time: the asset fails in one line, the bystander lands -------------------------
+# ---- mistakes found at run time: the asset fails in one line, the bystander lands --------------------------
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Case:
     partition: str = TODAY
     bystander: Optional[str] = None  # an asset that must still land
     nothing_written: bool = True  # the failing assets leave no table behind
-    named: bool = True  # the message starts with the asset's name (an input's failure names the input instead)
+    named: bool = True  # the message starts with the asset's name (an input's failure names the input)
     setup: Optional[Callable[[Simulator, dict, Path], dict]] = None  # returns more env changes
 
 
@@ -162,7 +163,8 @@ def _scripted(path: str, *entries: Any) -> Callable[[Simulator, dict, Path], dic
 
 
 HTML_502 = (502, {"Content-Type": "text/html"}, b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>")
-LOGIN_PAGE = (200, {"Content-Type": "text/html"}, b"<!DOCTYPE html><html><body>Log in to continue</body></html>")
+LOGIN_PAGE = (200, {"Content-Type": "text/html"},
+              b"<!DOCTYPE html><html><body>Log in to continue</body></html>")
 
 RUN_CASES = {
     # the site
@@ -173,7 +175,8 @@ RUN_CASES = {
     "browser-url-as-site-url": Case({"JIRA_SITE_URL": "https://acme.atlassian.net/jira/software/projects/OPS",
                                      "JIRA_ALLOW_LOCAL": None}, ("/jira/software/projects/OPS", "site URL")),
     "site-url-unset": Case({"JIRA_SITE_URL": None}, ("JIRA_SITE_URL",)),
-    "unknown-cloud-id": Case({"JIRA_CLOUD_ID": "00000000-0000-0000-0000-000000000000"}, ("404", "Site not found")),
+    "unknown-cloud-id": Case({"JIRA_CLOUD_ID": "00000000-0000-0000-0000-000000000000"},
+                             ("404", "Site not found")),
     # OAuth client and grant
     "client-secret-unset": Case({"JIRA_CLIENT_SECRET": None}, ("JIRA_CLIENT_SECRET",)),
     "wrong-client-secret": Case({"JIRA_CLIENT_SECRET": "ATOA" + "0" * 60}, ("client id or secret", "401")),
@@ -182,8 +185,10 @@ RUN_CASES = {
     "revoked-grant": Case(needles=("invalid_grant", "revoked", "auth login"), setup=_spent_then_stale),
     "no-refresh-token-at-all": Case({"JIRA_REFRESH_TOKEN": None}, ("no OAuth refresh token", "auth login")),
     # the token store
-    "corrupt-token-store": Case(needles=("broken.json", "not a valid token file"), setup=_corrupt_token_store),
-    "token-store-is-a-folder": Case(needles=("tokens-dir", "JIRA_TOKEN_STORE"), setup=_token_store_is_a_folder),
+    "corrupt-token-store": Case(needles=("broken.json", "not a valid token file"),
+                                setup=_corrupt_token_store),
+    "token-store-is-a-folder": Case(needles=("tokens-dir", "JIRA_TOKEN_STORE"),
+                                    setup=_token_store_is_a_folder),
     "token-store-unsupported-scheme": Case({"JIRA_TOKEN_STORE": "gs://bucket/tokens.json"},
                                            ("gs://bucket/tokens.json", "token store")),
     # API-token auth
@@ -194,10 +199,10 @@ RUN_CASES = {
     # scopes and permissions: only the assets that need them fail
     "missing-scope": Case(needles=("users", "read:jira-user", "scope"), names=("users",), bystander=BYSTANDER,
                           setup=_without_user_scope),
-    "non-admin-on-admin-only-object": Case(needles=("issue_events", "Administer Jira"), names=("issue_events",),
-                                           bystander=BYSTANDER, setup=_non_admin),
-    "non-admin-on-admin-audit-log": Case(needles=("audit_records", "Administer Jira"), names=("audit_records",),
-                                         partition=YESTERDAY, setup=_non_admin),
+    "non-admin-on-admin-only-object": Case(needles=("issue_events", "Administer Jira"),
+                                           names=("issue_events",), bystander=BYSTANDER, setup=_non_admin),
+    "non-admin-on-admin-audit-log": Case(needles=("audit_records", "Administer Jira"),
+                                         names=("audit_records",), partition=YESTERDAY, setup=_non_admin),
     # the extraction scope, checked against Jira before anything is written
     "unknown-project": Case({"JIRA_PROJECTS": "NOPE"}, ("NOPE", "does not exist"), names=("issues",),
                             partition=YESTERDAY),
@@ -205,8 +210,9 @@ RUN_CASES = {
                           names=("issues",), partition=YESTERDAY),
     "jql-unknown-field": Case({"JIRA_JQL_FILTER": "flavour = vanilla"}, ("JIRA_JQL_FILTER", "flavour"),
                               names=("issues",), partition=YESTERDAY),
-    "unknown-field-to-include": Case({"JIRA_INCLUDE_FIELDS": "Story Pointz"}, ("JIRA_INCLUDE_FIELDS", "Story Pointz"),
-                                     names=("issues",), partition=YESTERDAY),
+    "unknown-field-to-include": Case({"JIRA_INCLUDE_FIELDS": "Story Pointz"},
+                                     ("JIRA_INCLUDE_FIELDS", "Story Pointz"), names=("issues",),
+                                     partition=YESTERDAY),
     # capture dates and order of materialization
     "snapshot-for-a-past-date": Case(needles=("snapshot", "2026-01-05", TODAY), partition="2026-01-05",
                                      names=("projects",)),
@@ -217,8 +223,8 @@ RUN_CASES = {
                            setup=_scripted(r"/project/search$", (200, {}, b'{"values": [{"id": "1"'))),
     "html-error-page": Case(needles=("project/search", "502", "Bad Gateway"), bystander=BYSTANDER,
                             setup=_scripted(r"/project/search$", HTML_502)),
-    "html-login-page-with-200": Case(needles=("project/search", "expected JSON, got HTML"), bystander=BYSTANDER,
-                                     setup=_scripted(r"/project/search$", LOGIN_PAGE)),
+    "html-login-page-with-200": Case(needles=("project/search", "expected JSON, got HTML"),
+                                     bystander=BYSTANDER, setup=_scripted(r"/project/search$", LOGIN_PAGE)),
     "json-of-another-shape": Case(needles=("project/search", "expected 'values'"), bystander=BYSTANDER,
                                   setup=_scripted(r"/project/search$", (200, {}, {"message": "hello"}))),
     "json-list-instead-of-page": Case(needles=("project/search", "expected an object"), bystander=BYSTANDER,
@@ -269,13 +275,13 @@ def test_an_invalid_partition_key_is_refused_in_one_line_naming_it(key, env):
     assert_one_clear_line(str(error.value), key, "partition")
 
 
-# ---- storage --------------------------------------------------------------------------------------------------
+# ---- storage -----------------------------------------------------------------------------------------------
 
 
 def s3_env(s3_server: str, bucket: str, **more: str) -> dict:
     return {"JIRA_LAKE": f"s3://{bucket}/lake", "JIRA_S3_ENDPOINT_URL": s3_server, "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            **more}
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", **more}
 
 
 def test_an_s3_bucket_that_does_not_exist_is_named(env, s3_server):
@@ -338,7 +344,8 @@ def test_s3_access_denied_and_unknown_credentials_are_named(env, s3_server, s3_b
     assert_one_clear_line(unknown["projects"], "jira/raw/projects", "invalid AWS credentials")
 
 
-def test_a_wrong_kms_key_is_named_and_a_right_one_is_used_for_every_object(env, s3_server, s3_bucket, monkeypatch):
+def test_a_wrong_kms_key_is_named_and_a_right_one_is_used_for_every_object(env, s3_server, s3_bucket,
+                                                                           monkeypatch):
     """moto accepts any KMS key id, so AWS's answer to a key that does not exist (KMS.NotFoundException on the
     upload) is given at the botocore layer; that the configured key is sent with every object is checked on
     moto itself."""
@@ -417,7 +424,7 @@ def test_a_full_disk_and_a_read_only_folder_are_named_while_small_assets_land(en
     assert_one_clear_line(refused["failures"]["projects"], "jira/raw/projects", "not writable", "read-only")
 
 
-# ---- data that is odd but legitimate lands, losslessly ---------------------------------------------------------
+# ---- data that is odd but legitimate lands, losslessly -----------------------------------------------------
 
 
 def test_unexpected_field_types_and_a_5_mb_value_land_losslessly(site, env):
@@ -425,8 +432,9 @@ def test_unexpected_field_types_and_a_5_mb_value_land_losslessly(site, env):
     holding a list, and a 5 MB description: no failure, typed cells null where they cannot hold the value,
     everything in fields_json, the mismatches counted on the materialization."""
     at = dt.datetime.combine(today() - dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
-    odd = {"customfield_10016": "three", "customfield_10032": 1735880410400, "customfield_10033": "plain text",
-           "customfield_10035": [{"accountId": "a"}, {"accountId": "b"}], "customfield_10028": {"value": 1.5}}
+    odd = {"customfield_10016": "three", "customfield_10032": 1735880410400,
+           "customfield_10033": "plain text", "customfield_10035": [{"accountId": "a"}, {"accountId": "b"}],
+           "customfield_10028": {"value": 1.5}}
     huge = "x" * (5 * 1024 * 1024)
     issues = site.truth.issues()
     site.mutate.update_issue(issues[0]["id"], at=at, **odd)

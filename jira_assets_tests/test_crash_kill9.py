@@ -2,18 +2,18 @@
 converges to exactly the data of a run that was never interrupted.
 
 A run here is what a Dagster run worker does: today's snapshots and today's partition of issues with their
-children and worklogs, through `dg.materialize`, against the simulator over HTTP (each request 15 ms late, so the moments
-spread over fetching), with access tokens that live 2 s (refreshed about every second, each refresh slowed to
-0.3 s) and Parquet streamed into a local folder (10 kills) or moto's S3 (10 kills), half of them while the lake
-is empty and half while it holds a complete run whose partitions are being replaced. After every kill: every
-file at a final path opens as complete Parquet, every file complete before is still there, and the token store
-is valid JSON, mode 0600, whose refresh token the simulator still accepts. Then one uninterrupted run per lake, whose tables must equal the
-never-interrupted baseline row for row, with no staging leftovers or orphaned multipart uploads.
+children and worklogs, through `dg.materialize`, against the simulator over HTTP (each request 15 ms late, so
+the moments spread over fetching), with access tokens that live 2 s (refreshed about every second, each
+refresh slowed to 0.3 s) and Parquet streamed into a local folder (10 kills) or moto's S3 (10 kills), half of
+them while the lake is empty and half while it holds a complete run whose partitions are being replaced. After
+every kill: every file at a final path opens as complete Parquet, every file complete before is still there,
+and the token store is valid JSON, mode 0600, whose refresh token the simulator still accepts. Then one
+uninterrupted run per lake, whose tables must equal the never-interrupted baseline row for row, with no
+staging leftovers or orphaned multipart uploads.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io
 import json
 import os
@@ -60,8 +60,9 @@ class Zygote:
     def __init__(self, env: dict, log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jira_assets_tests.fault_zygote"], cwd=ROOT, text=True, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=open(log, "ab"), env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+            [sys.executable, "-m", "jira_assets_tests.fault_zygote"], cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log, "ab"),
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
         assert self.process.stdout.readline().strip() == "ready", log.read_text()[-3000:]
 
     def start(self, spec: dict) -> int:
@@ -207,7 +208,8 @@ def run_series(sim, zygote: Zygote, lake: Lake, state: Path, env: dict, rng: ran
 
 def converge(zygote: Zygote, lake: Lake, state: Path, env: dict) -> float:
     (state / "result.json").unlink(missing_ok=True)
-    zygote.start({"env": {**env, **lake.env}, "steps": steps(), "state_dir": str(state), "log": str(zygote.log)})
+    zygote.start({"env": {**env, **lake.env}, "steps": steps(), "state_dir": str(state),
+                  "log": str(zygote.log)})
     code = zygote.wait()
     result = json.loads((state / "result.json").read_text())
     assert code == 0 and not result["failures"], (code, result, zygote.log.read_text()[-3000:])
@@ -220,7 +222,8 @@ def test_runs_killed_at_20_random_moments_leave_nothing_corrupt_and_converge(cra
     sim = crash_site
     env = {**jira_env(sim.info(), tmp_path / "unused", tmp_path, JIRA_ISSUE_PAGE_SIZE="10"),
            "JIRA_TOKEN_STORE": str(tmp_path / "tokens.json"),
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
     state = tmp_path / "state"
     state.mkdir()
     zygote = Zygote(env, tmp_path / "runs.log")

@@ -1,11 +1,11 @@
 """R2 — faults: 10 % of Jira requests fail at random and every raw asset still lands exactly Jira's rows.
 
 The simulator injects, per request, one of: 500, 503 with Retry-After, 429 with Retry-After, 429 with
-`Retry-After: 0`, the gateway's 429 without Retry-After (only `X-RateLimit-Reset`), a connection reset, a body cut
-in half, and a slow answer. Through Dagster (the code location's resources, built from the environment) every
-snapshot asset is materialized for today and every incremental asset for two past days; each table must hold
-exactly the simulator's ground truth (primary keys and record contents), with no duplicates, and no step may even
-need a Dagster retry: the client absorbs every fault.
+`Retry-After: 0`, the gateway's 429 without Retry-After (only `X-RateLimit-Reset`), a connection reset, a body
+cut in half, and a slow answer. Through Dagster (the code location's resources, built from the environment)
+every snapshot asset is materialized for today and every incremental asset for two past days; each table must
+hold exactly the simulator's ground truth (primary keys and record contents), with no duplicates, and no step
+may even need a Dagster retry: the client absorbs every fault.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ from .fault_harness import (
 )
 
 FAULT_RATE = 0.10
-# On top of the random 10 %, each kind of fault once on a different kind of endpoint, so every kind is exercised
-# whatever the random draw: single pages, PageBeans, token pages, per-issue children, feeds, fan-outs, agile.
+# On top of the random 10 %, each kind of fault once on a different kind of endpoint, so every kind is
+# exercised whatever the random draw: single pages, PageBeans, token pages, per-issue children, feeds,
+# fan-outs, agile.
 ONE_OF_EACH = {
     r"/rest/api/2/users/search$": "reset",
     r"/rest/api/2/search/jql$": "truncate",
@@ -50,7 +51,8 @@ ONE_OF_EACH = {
 def run_everything(days: list[dt.date]) -> dict[str, list]:
     """Snapshots for today, incremental assets for each day: like the demo and the schedules."""
     problems: dict[str, list] = {"failures": [], "step_retries": []}
-    for partition, objects in [(today().isoformat(), SNAPSHOTS), *[(d.isoformat(), INCREMENTAL) for d in days]]:
+    runs = [(today().isoformat(), SNAPSHOTS), *[(d.isoformat(), INCREMENTAL) for d in days]]
+    for partition, objects in runs:
         result = materialize([o.name for o in objects], partition)
         problems["failures"] += [f"{partition} {k}: {v}" for k, v in failures(result).items()]
         problems["step_retries"] += [f"{partition} {k}" for k in step_retries(result)]
@@ -58,8 +60,10 @@ def run_everything(days: list[dt.date]) -> dict[str, list]:
 
 
 @pytest.mark.slow
-def test_every_raw_asset_lands_exactly_jiras_rows_when_ten_percent_of_requests_fail(tmp_path, monkeypatch, capsys):
-    config = SimulatorConfig(seed=11, issues=300, days=3, users=400, projects=5, fault_rate=FAULT_RATE, fault_seed=3,
+def test_every_raw_asset_lands_exactly_jiras_rows_when_ten_percent_of_requests_fail(tmp_path, monkeypatch,
+                                                                                    capsys):
+    config = SimulatorConfig(seed=11, issues=300, days=3, users=400, projects=5, fault_rate=FAULT_RATE,
+                             fault_seed=3,
                              fault_kinds=ALL_FAULT_KINDS, fault_retry_after=(1, 1), slow_seconds=0.5)
     fast_client_retries(monkeypatch)
     days = [today() - dt.timedelta(days=n) for n in (1, 2)]
@@ -90,9 +94,11 @@ def test_every_raw_asset_lands_exactly_jiras_rows_when_ten_percent_of_requests_f
         print(f"\n[R2 faults] {figures}")
 
 
-def test_a_fan_out_parent_that_stays_unavailable_fails_the_step_instead_of_leaving_a_hole(tmp_path, monkeypatch):
+def test_a_fan_out_parent_that_stays_unavailable_fails_the_step_instead_of_leaving_a_hole(tmp_path,
+                                                                                         monkeypatch):
     """One project's versions answer 503 beyond every retry: project_versions must not succeed without that
-    project's rows (a 404 for one parent is still recorded and skipped, C08); once Jira answers, it lands whole."""
+    project's rows (a 404 for one parent is still recorded and skipped, C08); once Jira answers, it lands
+    whole."""
     fast_client_retries(monkeypatch)
     with Simulator(SimulatorConfig(seed=11, issues=10)) as sim:
         env = jira_env(sim.info(), tmp_path / "lake", tmp_path)

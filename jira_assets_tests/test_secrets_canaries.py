@@ -3,13 +3,13 @@
 Canaries: the simulator's client secret and API token (and the Basic header built from it), and a marker the
 simulator puts into every access and refresh token it issues (`token_marker`), plus the exact value of every
 token it issued. Runs go the way a deployment runs them: a separate process, Python logging and Dagster's
-console at DEBUG (requests-oauthlib then logs whole token requests and responses), a persistent Dagster instance
-in a temporary DAGSTER_HOME (event log, compute logs), access tokens living 2 s (so they rotate during the runs),
-and errors whose bodies echo the client secret or the API token. Then every place is searched: the process's
-stdout and stderr, every file of DAGSTER_HOME, every event log record, the webserver's GraphQL answers (runs, run
-config, event logs, captured compute logs, asset metadata, resource config), every Parquet file (bytes, values,
-metadata), the error messages, and the token store's neighbours. The token file itself must be 0600 (and is the
-one place the canary must be found: a positive control of the search).
+console at DEBUG (requests-oauthlib then logs whole token requests and responses), a persistent Dagster
+instance in a temporary DAGSTER_HOME (event log, compute logs), access tokens living 2 s (so they rotate
+during the runs), and errors whose bodies echo the client secret or the API token. Then every place is
+searched: the process's stdout and stderr, every file of DAGSTER_HOME, every event log record, the webserver's
+GraphQL answers (runs, run config, event logs, captured compute logs, asset metadata, resource config), every
+Parquet file (bytes, values, metadata), the error messages, and the token store's neighbours. The token file
+itself must be 0600 (and is the one place the canary must be found: a positive control of the search).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import dagster as dg
 import orjson
@@ -36,7 +36,7 @@ import pytest
 
 from jira_assets.simulator import Simulator, SimulatorConfig
 
-from .fault_harness import environment, failures, fast_client_retries, jira_env, materialize, today
+from .fault_harness import environment, jira_env, today
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = today().isoformat()
@@ -130,7 +130,8 @@ LOGS = """query($runId: ID!) { logsForRun(runId: $runId, limit: 100000) { __type
 CAPTURED = """query($key: [String!]!) { capturedLogs(logKey: $key) { stdout stderr } }"""
 ASSETS = """{ assetNodes { assetKey { path } assetMaterializations(limit: 5) { runId
   metadataEntries { label ... on TextMetadataEntry { text } ... on JsonMetadataEntry { jsonString } } } } }"""
-RESOURCE = """query($selector: ResourceSelector!) { topLevelResourceDetailsOrError(resourceSelector: $selector) {
+RESOURCE = """query($selector: ResourceSelector!) {
+  topLevelResourceDetailsOrError(resourceSelector: $selector) {
   ... on ResourceDetails { configuredValues { key value type } } ... on PythonError { message } } }"""
 
 
@@ -145,10 +146,12 @@ def graphql_everything(base_url: str) -> list[str]:
         assert logs["__typename"] == "EventConnection", logs
         for event in logs["events"]:
             if event["__typename"] == "LogsCapturedEvent":
-                graphql(base_url, CAPTURED, {"key": [run["runId"], "compute_logs", event["fileKey"]]}, raw=raw)
+                key = [run["runId"], "compute_logs", event["fileKey"]]
+                graphql(base_url, CAPTURED, {"key": key}, raw=raw)
     graphql(base_url, ASSETS, raw=raw)
-    location = graphql(base_url, _webserver_script().LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
-    selector = {"repositoryLocationName": location, "repositoryName": "__repository__", "resourceName": "jira"}
+    entries = graphql(base_url, _webserver_script().LOCATIONS)["workspaceOrError"]["locationEntries"]
+    selector = {"repositoryLocationName": entries[0]["name"], "repositoryName": "__repository__",
+                "resourceName": "jira"}
     graphql(base_url, RESOURCE, {"selector": selector}, raw=raw)
     return raw
 
@@ -191,7 +194,8 @@ def run_verbose(spec: dict, home: Path) -> subprocess.CompletedProcess:
     spec = {**spec, "verbose": True}
     return subprocess.run([sys.executable, "-m", "jira_assets_tests.fault_materialize", json.dumps(spec)],
                           cwd=ROOT, capture_output=True, timeout=300,
-                          env={**os.environ, **spec["env"], "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, **spec["env"], "DAGSTER_HOME": str(home),
+                               "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.slow
@@ -206,24 +210,28 @@ def test_no_secret_is_readable_in_logs_events_ui_parquet_errors_or_beside_the_to
         env = jira_env(info, lake, tmp_path, JIRA_TOKEN_STORE=str(tokens))
         # Error bodies that echo secrets back (a token endpoint quoting the client secret, Jira quoting the
         # credentials it refused): what the product repeats of them must be scrubbed.
-        sim.script(r"^/oauth/token$", [(401, {}, {"error": "access_denied",
-                                                  "error_description": f"bad client_secret {info['client_secret']}"})])
-        sim.script(r"/rest/api/2/issuetype$", [(400, {}, {"errorMessages": [
-            f"Authorization: Basic {canaries.static['Basic header']} and api_token={info['api_token']} refused"]})]
-                   * 20)
+        echo_secret = {"error": "access_denied",
+                       "error_description": f"bad client_secret {info['client_secret']}"}
+        sim.script(r"^/oauth/token$", [(401, {}, echo_secret)])
+        echo_api_token = {"errorMessages": [f"Authorization: Basic {canaries.static['Basic header']} and "
+                                            f"api_token={info['api_token']} refused"]}
+        sim.script(r"/rest/api/2/issuetype$", [(400, {}, echo_api_token)] * 20)
         api_token_env = {"JIRA_AUTH_METHOD": "api_token", "JIRA_EMAIL": info["email"],
                          "JIRA_API_TOKEN": info["api_token"]}
         spec = {"env": env, "runs": [
             {"names": ["projects"], "partition": TODAY},  # fails: the token endpoint echoes the client secret
             {"names": ["projects", "users", "issue_fields", "myself", "server_info"], "partition": TODAY},
-            {"names": ["issues", "issue_comments", "issue_changelogs", "issue_worklogs"], "partition": YESTERDAY},
-            {"names": ["issue_types", "groups"], "partition": TODAY, "env": api_token_env},  # issue_types fails
+            {"names": ["issues", "issue_comments", "issue_changelogs", "issue_worklogs"],
+             "partition": YESTERDAY},
+            # issue_types fails: Jira echoes the API token
+            {"names": ["issue_types", "groups"], "partition": TODAY, "env": api_token_env},
         ]}
         done = run_verbose(spec, home)
         assert "RESULT " in done.stdout.decode(), done.stderr.decode()[-3000:]
         result = json.loads(done.stdout.decode().split("RESULT ", 1)[1])
         first, good, incremental, api = result["runs"]
-        assert set(first["failures"]) == {"projects"} and "client id or secret" in first["failures"]["projects"]
+        assert set(first["failures"]) == {"projects"}
+        assert "client id or secret" in first["failures"]["projects"]
         assert good["failures"] == {} and incremental["failures"] == {}
         assert set(api["failures"]) == {"issue_types"}
         issued = sim.stats()["tokens_issued"]
@@ -242,7 +250,8 @@ def test_no_secret_is_readable_in_logs_events_ui_parquet_errors_or_beside_the_to
             compute_logs = 0
             for record in records:
                 for entry in instance.all_logs(record.dagster_run.run_id):
-                    leaks += canaries.find(dg.serialize_value(entry), f"event log of run {record.dagster_run.run_id}")
+                    leaks += canaries.find(dg.serialize_value(entry),
+                                           f"event log of run {record.dagster_run.run_id}")
                 leaks += canaries.find(dg.serialize_value(record.dagster_run), "a run record")
             compute_logs = sum(1 for p in files_under(home / "storage") if p.suffix in (".out", ".err"))
         assert compute_logs, "the runs' compute logs should be in DAGSTER_HOME"
@@ -255,7 +264,7 @@ def test_no_secret_is_readable_in_logs_events_ui_parquet_errors_or_beside_the_to
         for path in neighbours:
             leaks += canaries.find(path.read_bytes(), f"the token store's neighbour {path.name}")
         assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
-        assert MARK.encode() in tokens.read_bytes(), "positive control: the search finds the canary where it is"
+        assert MARK.encode() in tokens.read_bytes(), "positive control: the search finds a canary where it is"
 
         status = subprocess.run([sys.executable, "-m", "jira_assets.cli", "auth", "status"], cwd=ROOT,
                                 capture_output=True, timeout=120,

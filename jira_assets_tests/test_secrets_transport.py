@@ -1,8 +1,10 @@
-"""R5 — secrets on the wire: credentials go only to the configured https hosts (a local simulator on loopback is
-the one explicit exception), and never follow a redirect, a paging link or a plain-http URL anywhere else.
+"""R5 — secrets on the wire: credentials go only to the configured https hosts (a local simulator on loopback
+is the one explicit exception), and never follow a redirect, a paging link or a plain-http URL anywhere
+else.
 
 "Another host" is a recording HTTP server on another loopback port (another origin), or on this machine's
-non-loopback address for the plain-http cases; the tests assert it never saw a credential (in fact, no request).
+non-loopback address for the plain-http cases; the tests assert it never saw a credential (in fact, no
+request).
 """
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ import pytest
 from jira_assets.jira import ConfigError, validate_site_url
 from jira_assets.simulator import Simulator, SimulatorConfig
 
-from .fault_harness import assert_one_clear_line, environment, failures, fast_client_retries, jira_env, materialize
+from .fault_harness import (
+    assert_one_clear_line,
+    environment,
+    failures,
+    fast_client_retries,
+    jira_env,
+    materialize,
+)
 from .test_secrets_canaries import Recorder
 
 TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
@@ -67,7 +76,8 @@ def test_a_redirect_to_another_host_is_not_followed_with_credentials(status, aut
     info = site.info()
     extra = {"JIRA_AUTH_METHOD": "api_token", "JIRA_EMAIL": info["email"],
              "JIRA_API_TOKEN": info["api_token"]} if auth == "api_token" else {}
-    site.script(r"/rest/api/2/project/search$", [(status, {"Location": f"{target}/rest/api/2/project/search"})] * 20)
+    redirect = (status, {"Location": f"{target}/rest/api/2/project/search"})
+    site.script(r"/rest/api/2/project/search$", [redirect] * 20)
     with environment({**env, **extra}):
         failed = failures(materialize(["projects", "issue_types"], TODAY))
     assert set(failed) == {"projects"}
@@ -88,7 +98,8 @@ def test_the_token_endpoint_redirecting_elsewhere_gets_neither_secret_nor_refres
     site.script(r"^/oauth/token$", [(status, {"Location": f"{target}/oauth/token"})] * 20)
     with environment(env):
         failed = failures(materialize(["projects"], TODAY))
-    assert_one_clear_line(failed["projects"], "projects", "redirected to", "not following it with the client secret")
+    assert_one_clear_line(failed["projects"], "projects", "redirected to",
+                          "not following it with the client secret")
     assert credentials_seen(seen, env["JIRA_CLIENT_SECRET"], env["JIRA_REFRESH_TOKEN"]) == [] and seen == []
 
 
@@ -113,7 +124,7 @@ def test_the_site_url_must_be_https_and_only_loopback_is_excepted():
     assert validate_site_url("https://acme.atlassian.net/", allow_local=False) == "https://acme.atlassian.net"
     for url in ("http://acme.atlassian.net", "http://127.0.0.1:8080", "https://127.0.0.1:8443"):
         with pytest.raises(ConfigError):
-            validate_site_url(url, allow_local=False)  # loopback only when the simulator is explicitly allowed
+            validate_site_url(url, allow_local=False)  # loopback only when a simulator is explicitly allowed
     assert validate_site_url("http://127.0.0.1:8080", allow_local=True) == "http://127.0.0.1:8080"
     assert validate_site_url("http://localhost:8080", allow_local=True) == "http://localhost:8080"
     for url in ("http://acme.atlassian.net", "http://jira.acme.com", "http://10.0.0.8:8080"):
