@@ -23,12 +23,15 @@ from .fault_harness import (
     SNAPSHOTS,
     compare_with_truth,
     environment,
+    expected_incremental,
     failures,
     fast_client_retries,
     jira_env,
     materialize,
+    snapshot_keys,
     step_retries,
     stored,
+    stored_keys,
     today,
 )
 
@@ -127,3 +130,67 @@ def test_a_fault_at_the_token_endpoint_is_absorbed_by_the_client(kind, tmp_path,
         assert failures(result) == {} and step_retries(result) == []
         assert sim.stats()["scripted"] == 1
         assert sim.stats()["invalid_grant"] == 0 and sim.stats()["family_revocations"] == 0
+
+
+@pytest.fixture
+def s3_blips():
+    """15 % of the S3 requests boto3 makes answer 503 SlowDown (what S3 sends under load), decided before
+    anything is sent; yields the list of requests that got one."""
+    import random
+
+    import botocore.client
+    from botocore.awsrequest import AWSResponse
+
+    rng, hit = random.Random(1), []
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>")
+
+    class Raw:
+        def stream(self, **_):
+            yield body
+
+    def before_send(request, **_):
+        if rng.random() < 0.15:
+            hit.append(request.url)
+            return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
+        return None
+
+    real_init = botocore.client.BaseClient.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        if self.meta.service_model.service_name == "s3":
+            self.meta.events.register("before-send.s3", before_send)
+
+    botocore.client.BaseClient.__init__ = init
+    try:
+        yield hit
+    finally:
+        botocore.client.BaseClient.__init__ = real_init
+
+
+def test_s3_slowdowns_on_the_lake_are_absorbed_and_every_row_lands(tmp_path, monkeypatch, s3_server, s3_bucket,
+                                                                    s3_blips):
+    from jira_assets.parquet.store import ParquetStore
+
+    fast_client_retries(monkeypatch)
+    day = (today() - dt.timedelta(days=1)).isoformat()
+    with Simulator(SimulatorConfig(seed=11, issues=60, days=3)) as sim:
+        env = jira_env(sim.info(), f"s3://{s3_bucket}/lake", tmp_path, JIRA_S3_ENDPOINT_URL=s3_server,
+                       AWS_REGION="us-east-1")
+        snapshots = ["projects", "project_versions", "users", "boards", "sprints"]
+        with environment(env):
+            first = materialize(snapshots, today().isoformat())
+            second = materialize(["issues", "issue_comments", "issue_changelogs"], day)
+        for result in (first, second):
+            assert failures(result) == {} and step_retries(result) == []
+        assert len(s3_blips) >= 5, "S3 should have refused some requests"
+        store = ParquetStore(f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_server, s3_region="us-east-1")
+        for name in snapshots:
+            obj = get(name)
+            got = stored_keys(stored(store, obj, today().isoformat()), obj)
+            assert sorted(got, key=str) == sorted(snapshot_keys(obj, sim.truth.records(name)), key=str), name
+        for name in ("issues", "issue_comments", "issue_changelogs"):
+            want, _ = expected_incremental(sim, name, dt.date.fromisoformat(day))
+            got = stored_keys(stored(store, get(name), day), get(name))
+            assert len(got) == len(set(got)) and sorted(got) == sorted(want), name
