@@ -169,8 +169,8 @@ def s3_blips():
         botocore.client.BaseClient.__init__ = real_init
 
 
-def test_s3_slowdowns_on_the_lake_are_absorbed_and_every_row_lands(tmp_path, monkeypatch, s3_server, s3_bucket,
-                                                                    s3_blips):
+def test_s3_slowdowns_on_the_lake_are_absorbed_and_every_row_lands(tmp_path, monkeypatch, s3_server,
+                                                                    s3_bucket, s3_blips):
     from jira_assets.parquet.store import ParquetStore
 
     fast_client_retries(monkeypatch)
