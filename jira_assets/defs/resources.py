@@ -199,7 +199,11 @@ def jira_resource_from_env() -> JiraCloudResource:
             raise ConfigError(f"JIRA_AUTH_METHOD={method!r} is not a known auth method; use one of "
                               f"{', '.join(AUTH_METHODS)}")
         kwargs["auth_method"] = method
-    if os.environ.get("JIRA_ALLOW_LOCAL", "").lower() in ("1", "true", "yes"):
+    allow_local = os.environ.get("JIRA_ALLOW_LOCAL", "").strip().lower()
+    if allow_local not in ("", "0", "false", "no", "1", "true", "yes"):
+        raise ConfigError(f"JIRA_ALLOW_LOCAL={os.environ['JIRA_ALLOW_LOCAL']!r} is neither 1/true/yes nor "
+                          "0/false/no")
+    if allow_local in ("1", "true", "yes"):
         kwargs["allow_local"] = True
     kwargs.update(scope_config_from_env())
     return JiraCloudResource(**kwargs)
@@ -269,6 +273,17 @@ def io_manager_from_env() -> ParquetIOManager:
                        "glue_table_prefix": "JIRA_GLUE_TABLE_PREFIX"}.items():
         if os.environ.get(var):
             kwargs[field] = os.environ[var]
+    compression = kwargs.get("compression")
+    if compression and compression.lower() != "none":
+        import pyarrow as pa
+
+        try:
+            available = pa.Codec.is_available(compression)
+        except ValueError:  # not a codec name at all
+            available = False
+        if not available:
+            raise ConfigError(f"JIRA_PARQUET_COMPRESSION={compression!r} is not a Parquet codec here; use zstd, "
+                              "snappy, gzip, brotli, lz4 or none")
     base = kwargs["base_path"]
     if ("://" in base and not base.startswith(("s3://", "file://"))) or base.rstrip("/") == "s3:/":
         raise ConfigError(f"JIRA_LAKE={base!r} is neither a local folder nor s3://bucket/prefix")

@@ -74,6 +74,8 @@ def validate_site_url(site_url: str, allow_local: bool) -> str:
     allowed = "https://<name>.atlassian.net"
     if allow_local:
         allowed += " or http(s)://127.0.0.1|localhost[:port]"
+    elif _is_local_http(url):
+        allowed += " (a local simulator needs JIRA_ALLOW_LOCAL=1)"
     raise ConfigError(f"site_url {site_url!r} is not a Jira Cloud site URL; expected {allowed}")
 
 
