@@ -81,6 +81,13 @@ LOAD_CASES = {
     "jql-with-order-by": ({"JIRA_JQL_FILTER": "project = OPS ORDER BY created"},
                           ["JIRA_JQL_FILTER", "ORDER BY"]),
     "project-not-a-key": ({"JIRA_PROJECTS": "Operations Team"}, ["JIRA_PROJECTS", "Operations Team"]),
+    "unknown-compression": ({"JIRA_PARQUET_COMPRESSION": "rar"}, ["JIRA_PARQUET_COMPRESSION", "rar"]),
+    "allow-local-not-a-boolean": ({"JIRA_ALLOW_LOCAL": "maybe"}, ["JIRA_ALLOW_LOCAL", "maybe"]),
+    "mask-salt-too-short": ({"JIRA_MASK_FIELDS": "summary", "JIRA_MASK_SALT": "abc"},
+                            ["JIRA_MASK_SALT", "shorter than 16"]),
+    "rename-to-a-reserved-column": ({"JIRA_RENAME_FIELDS": "Story Points=id"},
+                                    ["JIRA_RENAME_FIELDS", "'id' is reserved"]),
+    "scope-file-unknown-setting": ({"JIRA_SCOPE_FILE": "{scope_unknown}"}, ["flavour", "unknown setting"]),
 }
 
 
@@ -88,7 +95,9 @@ LOAD_CASES = {
 def test_a_setting_that_cannot_work_stops_the_code_location_in_one_line(case, env, tmp_path):
     changes, needles = LOAD_CASES[case]
     (tmp_path / "scope.yaml").write_text("projects: [OPS\nfields: : :\n")
-    changes = {k: v.format(scope_yaml=tmp_path / "scope.yaml") for k, v in changes.items()}
+    (tmp_path / "unknown.yaml").write_text("projects: [OPS]\nflavour: vanilla\n")
+    changes = {k: v.format(scope_yaml=tmp_path / "scope.yaml", scope_unknown=tmp_path / "unknown.yaml")
+               for k, v in changes.items()}
     from jira_assets.definitions import defs
 
     with environment({**env, **changes}):
@@ -181,6 +190,9 @@ RUN_CASES = {
     "client-secret-unset": Case({"JIRA_CLIENT_SECRET": None}, ("JIRA_CLIENT_SECRET",)),
     "wrong-client-secret": Case({"JIRA_CLIENT_SECRET": "ATOA" + "0" * 60}, ("client id or secret", "401")),
     "wrong-client-id": Case({"JIRA_CLIENT_ID": "not-our-app"}, ("client id or secret",)),
+    "client-credentials-with-a-3lo-app": Case({"JIRA_AUTH_METHOD": "client_credentials"},
+                                              ("unauthorized_client", "JIRA_CLIENT_ID")),
+    "loopback-site-without-allow-local": Case({"JIRA_ALLOW_LOCAL": None}, ("JIRA_ALLOW_LOCAL=1",)),
     "unknown-refresh-token": Case({"JIRA_REFRESH_TOKEN": "rt-typo"}, ("invalid_grant", "auth login")),
     "revoked-grant": Case(needles=("invalid_grant", "revoked", "auth login"), setup=_spent_then_stale),
     "no-refresh-token-at-all": Case({"JIRA_REFRESH_TOKEN": None}, ("no OAuth refresh token", "auth login")),
@@ -208,6 +220,8 @@ RUN_CASES = {
                             partition=YESTERDAY),
     "malformed-jql": Case({"JIRA_JQL_FILTER": "status = = Done"}, ("JIRA_JQL_FILTER", "status = = Done"),
                           names=("issues",), partition=YESTERDAY),
+    "jql-unknown-value": Case({"JIRA_JQL_FILTER": "status = Nonexistent"}, ("JIRA_JQL_FILTER", "Nonexistent"),
+                              names=("issues",), partition=YESTERDAY),
     "jql-unknown-field": Case({"JIRA_JQL_FILTER": "flavour = vanilla"}, ("JIRA_JQL_FILTER", "flavour"),
                               names=("issues",), partition=YESTERDAY),
     "unknown-field-to-include": Case({"JIRA_INCLUDE_FIELDS": "Story Pointz"},
