@@ -131,7 +131,7 @@ class ThrottleGate:
     def __init__(self, board=None) -> None:
         self._lock = threading.Lock()
         self._not_before = 0.0
-        # Optional: a ThrottleBoard (throttle_board.py) that carries the instant to other processes and machines.
+        # Optional ThrottleBoard (throttle_board.py): carries the instant to other processes and machines.
         self._board = board
 
     def hold_until(self, instant: float) -> None:
@@ -158,8 +158,8 @@ _gates_lock = threading.Lock()
 
 
 def process_throttle_gate(key: str) -> ThrottleGate:
-    """The gate every client of this process shares for one Jira site (``key`` is its API root). With a throttle
-    board configured (``JIRA_THROTTLE_BOARD``, or a request-budget directory) the other processes share it too."""
+    """The gate every client of this process shares for one Jira site (``key`` is its API root). With a
+    throttle board (``JIRA_THROTTLE_BOARD``, or a request-budget directory) other processes share it too."""
     with _gates_lock:
         gate = _gates.get(key)
         if gate is None:
