@@ -238,6 +238,14 @@ def step_intervals(deployment: Deployment, records: Iterable[Any], step_filter=l
     return out
 
 
+def pool_waits(deployment: Deployment, records: Iterable[Any], pool: str = "jira_api") -> int:
+    """How many times a step waited for a slot of ``pool`` (Dagster's "Step blocked by limit for pool" events)."""
+    needle = f"blocked by limit for pool {pool}"
+    return sum(1 for r in records for record in deployment.events(r.dagster_run.run_id)
+               if record.dagster_event is not None and record.dagster_event.event_type_value == "ENGINE_EVENT"
+               and needle in (record.dagster_event.message or ""))
+
+
 def utc_days(count: int, end_exclusive: dt.date) -> list[str]:
     return [(end_exclusive - dt.timedelta(days=n)).isoformat() for n in range(count, 0, -1)]
 

@@ -32,6 +32,7 @@ from jira_assets_tests.distributed_harness import (
     assert_issues_and_comments_equal_truth,
     intervals_overlap_max,
     jira_deployment_env,
+    pool_waits,
     production_instance_yaml,
     run_intervals,
     run_partition,
@@ -84,12 +85,12 @@ def test_a_20_day_backfill_runs_as_concurrent_queued_runs_within_one_request_bud
                 backfill = deployment.wait_for_backfill(backfill_id, timeout=TIMEOUT)
             runs = deployment.runs(backfill_id)
             steps = step_intervals(deployment, runs)
+            waits = pool_waits(deployment, runs)
             stats = sim.stats()
         finally:
             deployment.stop(keep_logs=True)  # removed at the end if every assertion holds
-        print(f"\nCPU (processes, seconds) by kind: {cpu.by_kind()}", file=sys.stderr)
-        for seconds, command in cpu.top(15):
-            print(f"  {seconds:6.1f} s  {command}", file=sys.stderr)
+        print(f"\nCPU seconds of the deployment's processes, by kind (processes, seconds): {cpu.by_kind()}",
+              file=sys.stderr)
 
         # the queue ran the backfill as one run per day, several at once, and the pool held the Jira steps to P
         assert backfill.status.value == "COMPLETED_SUCCESS", deployment.run_statuses(backfill_id)
@@ -119,7 +120,8 @@ def test_a_20_day_backfill_runs_as_concurrent_queued_runs_within_one_request_bud
         assert logs.get("KeyCount", 0) > 0
 
         print(f"\n{DAYS} partitions as {len(runs)} runs, at most {concurrent_runs} at once; Jira steps at once: "
-              f"{intervals_overlap_max((s[0], s[1]) for s in jira_steps)} (pool {POOL_LIMIT}); requests in flight "
+              f"{intervals_overlap_max((s[0], s[1]) for s in jira_steps)} (pool {POOL_LIMIT}; steps waited for a slot "
+              f"{waits} times); requests in flight "
               f"at most {stats['max_in_flight']} (budget {BUDGET}); 429s {stats['throttled_429']}; token refreshes "
               f"{stats['token_refreshes']}; invalid_grant {stats['invalid_grant']}; requests {stats['requests_total']}")
         deployment.remove_logs()

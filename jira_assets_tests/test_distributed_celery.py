@@ -20,6 +20,7 @@ from jira_assets_tests.distributed_harness import (
     celery_workers_by_step,
     intervals_overlap_max,
     jira_deployment_env,
+    pool_waits,
     production_instance_yaml,
     run_partition,
     start_celery_worker,
@@ -78,6 +79,7 @@ def test_steps_of_a_backfill_spread_over_two_celery_workers_within_one_request_b
             runs = deployment.runs(backfill_id)
             steps = step_intervals(deployment, runs)
             workers = celery_workers_by_step(deployment, runs)
+            waits = pool_waits(deployment, runs)
             stats = sim.stats()
         finally:
             deployment.stop(keep_logs=True)  # removed at the end if every assertion holds
@@ -102,12 +104,14 @@ def test_steps_of_a_backfill_spread_over_two_celery_workers_within_one_request_b
         assert stats["throttled_429"] == 0, stats
         assert stats["invalid_grant"] == 0 and stats["family_revocations"] == 0, stats
         assert stats["token_refreshes"] >= 1, stats
+        assert list((tmp_path / "request-budget").glob("slot-*.lock")), "the machine's lock-file budget was not used"
 
         assert assert_issues_and_comments_equal_truth(sim, lake, days) > 0
 
         print(f"\n{DAYS} partitions as {len(runs)} runs; {len(steps)} steps over Celery workers {dict(by_worker)} "
               f"(Jira steps {dict(jira_by_worker)}); Jira steps at once "
-              f"{intervals_overlap_max((s[0], s[1]) for s in jira_steps)} (pool {POOL_LIMIT}); requests in flight at "
+              f"{intervals_overlap_max((s[0], s[1]) for s in jira_steps)} (pool {POOL_LIMIT}; steps waited for a slot "
+              f"{waits} times); requests in flight at "
               f"most {stats['max_in_flight']} (budget {BUDGET}); 429s {stats['throttled_429']}; token refreshes "
               f"{stats['token_refreshes']}; invalid_grant {stats['invalid_grant']}")
         deployment.remove_logs()
