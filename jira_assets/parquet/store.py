@@ -61,7 +61,7 @@ class ParquetStore:
         max_rows_per_file: int = 1_000_000,
         max_bytes_per_file: int = 256 * MiB,
         row_group_rows: int = 100_000,
-        row_group_bytes: int = 64 * MiB,
+        row_group_bytes: int = 16 * MiB,
         s3_client=None,
     ) -> None:
         if max_rows_per_file < 1 or max_bytes_per_file < 1 or row_group_rows < 1 or row_group_bytes < 1:
