@@ -73,6 +73,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         site: JiraSite = self.server.site
         disruptor = site.disruptor
         in_flight = disruptor.enter()
+        self._in_flight = True
         try:
             length = int(self.headers.get("Content-Length") or 0)
             raw_body = self.rfile.read(length) if length else b""
@@ -97,6 +98,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             outcome.headers = {**extra_headers, **outcome.headers}
             self._send(site, outcome, truncate=planned is not None and planned.kind == "truncate")
         finally:
+            self._leave(disruptor)
+
+    def _leave(self, disruptor: Any) -> None:
+        """The request stops counting as in flight once (at the latest) its body is handed to the socket: a client
+        that has read the whole response may send its next request before this thread runs again (GIL), and
+        must not find its finished request still counted against max_in_flight."""
+        if self._in_flight:
+            self._in_flight = False
             disruptor.leave()
 
     def _route_key_guess(self, path: str) -> str:
@@ -226,6 +235,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        self._leave(site.disruptor)
         if truncate:
             self.wfile.write(payload[: len(payload) // 2])
             self.wfile.flush()
