@@ -5,8 +5,9 @@ A run here is what a Dagster run worker does: today's snapshots and today's part
 children and worklogs, through `dg.materialize`, against the simulator over HTTP (each request 15 ms late, so
 the moments spread over fetching), with access tokens that live 2 s (refreshed about every second, each
 refresh slowed to 0.3 s) and Parquet streamed into a local folder (10 kills) or moto's S3 (10 kills), half of
-them while the lake is empty and half while it holds a complete run whose partitions are being replaced. After
-every kill: every file at a final path opens as complete Parquet, every file complete before is still there,
+them while the lake is empty and half while it holds a complete run whose partitions are being replaced. In
+each group of five, one kill waits for a token refresh, one for a request in flight and one for an open
+partition write; two strike wherever their random moment falls. After every kill: every file at a final path opens as complete Parquet, every file complete before is still there,
 and the token store is valid JSON, mode 0600, whose refresh token the simulator still accepts. Then one
 uninterrupted run per lake, whose tables must equal the never-interrupted baseline row for row, with no
 staging leftovers or orphaned multipart uploads.
@@ -170,22 +171,26 @@ def run_series(sim, zygote: Zygote, lake: Lake, state: Path, env: dict, rng: ran
                kills: int, seen: Counter) -> None:
     """Kill runs at random moments until `kills` of them died mid-run (a run that finishes first is counted
     and another moment drawn); check the lake and the token store after each kill: every file at a final
-    path opens, and every file that was complete before the series is still there. The first kill of a
-    series waits, after its moment, for a token refresh to be under way: at least one kill per series hits
-    the window where a rotated refresh token is on the wire and not yet stored."""
+    path opens, and every file that was complete before the series is still there. The first three kills of
+    a series wait, after their moment, for a token refresh to be under way (the window where a rotated
+    refresh token is on the wire and not yet stored), for a request to Jira to be in flight, and for a
+    partition write (staging folder or S3 multipart upload) to be open; the others strike where they fall."""
     complete_before, _ = lake.corrupt()
-    target = seen["killed"] + kills
-    while seen["killed"] < target and seen["finished before the kill"] < KILLS_PER_LAKE:
+    first = seen["killed"]
+    waits = [lambda: (state / "refreshing").exists(), lambda: sim.stats()["in_flight"] > 0,
+             lambda: (state / "writing").exists()]
+    while seen["killed"] < first + kills and seen["finished before the kill"] < KILLS_PER_LAKE:
         moment = rng.uniform(0.2, longest)
-        targeted = seen["killed"] == target - kills
+        index = seen["killed"] - first
+        wait_for = waits[index] if index < len(waits) else None
         for mark in ("refreshing", "writing", "result.json"):
             (state / mark).unlink(missing_ok=True)
         pid = zygote.start({"env": {**env, **lake.env}, "steps": steps(), "state_dir": str(state),
                             "log": str(zygote.log)})
-        time.sleep(moment / 3 if targeted else moment)
+        time.sleep(moment / 3 if wait_for else moment)
         deadline = time.monotonic() + 10
-        while targeted and not (state / "refreshing").exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while wait_for is not None and not wait_for() and time.monotonic() < deadline:
+            time.sleep(0.002)
         in_flight = sim.stats()["in_flight"]
         refreshing, writing = (state / "refreshing").exists(), (state / "writing").exists()
         os.kill(pid, signal.SIGKILL)  # our child: not reaped before `wait`, so the pid is still its own
