@@ -194,3 +194,32 @@ def test_s3_slowdowns_on_the_lake_are_absorbed_and_every_row_lands(tmp_path, mon
             want, _ = expected_incremental(sim, name, dt.date.fromisoformat(day))
             got = stored_keys(stored(store, get(name), day), get(name))
             assert len(got) == len(set(got)) and sorted(got) == sorted(want), name
+
+
+def test_answers_slower_than_the_read_timeout_are_retried(tmp_path, monkeypatch):
+    """`slow` faults longer than the resource's read timeout: the client gives up on each, retries, and the
+    asset lands whole with no step retry."""
+    from jira_assets.defs.resources import JiraCloudResource, io_manager_from_env
+
+    fast_client_retries(monkeypatch)
+    with Simulator(SimulatorConfig(seed=11, issues=5, slow_seconds=1.5)) as sim:
+        info = sim.info()
+        sim.script(r"/rest/api/2/users/search$", ["slow", "slow"])
+        sim.script(r"/rest/api/2/field$", ["slow"])
+        env = jira_env(info, tmp_path / "lake", tmp_path)
+        with environment(env):
+            jira = JiraCloudResource(
+                site_url=info["site_url"], client_id=info["client_id"], client_secret=info["client_secret"],
+                refresh_token=info["refresh_token"], token_store=str(tmp_path / "tokens.json"),
+                api_base_url=info["api_base_url"], auth_base_url=info["auth_base_url"],
+                cloud_id=info["cloud_id"], allow_local=True, read_timeout_seconds=0.5)
+            result = materialize(["users", "issue_fields"], today().isoformat(),
+                                 resources={"jira": jira, "parquet_io_manager": io_manager_from_env()})
+        assert failures(result) == {} and step_retries(result) == []
+        assert sim.stats()["scripted"] == 3
+        for name in ("users", "issue_fields"):
+            obj = get(name)
+            got = stored_keys(stored(tmp_path / "lake", obj, today().isoformat()), obj)
+            assert sorted(got, key=str) == sorted(snapshot_keys(obj, sim.truth.records(name)), key=str)
+        [event] = result.asset_materializations_for_node("jira__raw__users")
+        assert event.metadata["jira/retries"].value >= 2
