@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field, replace
@@ -44,11 +45,11 @@ class Window:
         if self.end <= self.start:
             raise ValueError(f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}")
 
-    @property
+    @functools.cached_property  # read for every issue of the window
     def start_ms(self) -> int:
         return to_epoch_ms(self.start.isoformat())
 
-    @property
+    @functools.cached_property
     def end_ms(self) -> int:
         return to_epoch_ms(self.end.isoformat())
 
