@@ -20,14 +20,33 @@ SALT = "test-salt-0123456789abcdef"
 CHILDREN = ("issue_comments", "issue_changelogs", "issue_worklogs")
 
 
-@pytest.fixture
-def day():
-    return (dt.datetime.now(UTC) - dt.timedelta(days=2)).date()
-
-
 def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(), tzinfo=UTC)
     return start, start + dt.timedelta(days=1)
+
+
+@pytest.fixture
+def day(simulator) -> dt.date:
+    """The most recent finished day whose seeded data can tell a right scope from a wrong one.
+
+    The simulator's data is dated relative to now, so a fixed offset such as "two days ago" holds a different
+    mix of issues every day the suite runs; the day is chosen from ground truth instead."""
+    projects_of = {str(i["id"]): i["fields"]["project"]["key"] for i in simulator.truth.issues()}
+    today = dt.datetime.now(UTC).date()
+    for back in range(1, 30):
+        candidate = today - dt.timedelta(days=back)
+        start, end = window(candidate)
+        issues = simulator.truth.issues(updated_from=start, updated_to=end)
+        keys = [i["fields"]["project"]["key"] for i in issues]
+        two = [i for i in issues if i["fields"]["project"]["key"] in ("OPS", "WEB")]
+        open_two = [i for i in two if i["fields"]["status"]["statusCategory"]["key"] != "done"]
+        worklog_projects = {projects_of[str(w["issueId"])] for w in simulator.truth.worklogs()
+                            if start <= dt.datetime.fromisoformat(w["updated"]) < end}
+        commented = any(simulator.truth.comments(i["id"]) for i in issues)
+        if ("OPS" in keys and set(keys) - {"OPS"} and "WEB" in keys and 0 < len(open_two) < len(two)
+                and "OPS" in worklog_projects and worklog_projects - {"OPS"} and commented):
+            return candidate
+    raise AssertionError("no recent day of the seeded data holds the mix these tests need")
 
 
 def materialize(names, partition, run_config=None):
