@@ -68,9 +68,15 @@ def test_every_snapshot_asset_lands_with_exactly_the_simulators_rows(simulator, 
 
 
 def test_issue_partitions_hold_exactly_the_issues_updated_that_utc_day_and_all_their_children(simulator, jira_env):
-    day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).date()
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
-    end = start + dt.timedelta(days=1)
+    # the seeded data is dated relative to now: take the busiest recent finished day, not a fixed offset
+    def bounds(day):
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+        return start, start + dt.timedelta(days=1)
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    day = max((today - dt.timedelta(days=back) for back in range(1, 8)),
+              key=lambda d: len(simulator.truth.issues(updated_from=bounds(d)[0], updated_to=bounds(d)[1])))
+    start, end = bounds(day)
     result = _materialize(day.isoformat(), selection=[
         dg.AssetKey(["jira", "raw", n]) for n in ("issues", "issue_comments", "issue_changelogs", "issue_worklogs")
     ])
