@@ -99,7 +99,7 @@ def search_jql(site: JiraSite, req: Request) -> dict[str, Any]:
         offset = max(0, offset - lie.repeat_previous)
     matches = _matches(site, req, jql, query)
     chunk = matches[offset:offset + max_results]
-    issues = site.render_issues(chunk, selection, req.view, expand_set)
+    issues = site.encoded_issues(chunk, selection, req.view, expand_set)
     next_offset = offset + len(chunk)
     is_last = next_offset >= len(matches)
     response: dict[str, Any] = {"issues": issues}
@@ -158,7 +158,7 @@ def issue_bulkfetch(site: JiraSite, req: Request) -> dict[str, Any]:
     found = set()
     if not req.principal.anonymous:
         found = {idx for idx in (site.find_issue(w) for w in wanted) if idx is not None}
-    issues = site.render_issues(sorted(found), selection, req.view, expand)
+    issues = site.encoded_issues(sorted(found), selection, req.view, expand)
     response = {"expand": "schema,names", "issues": issues, "issueErrors": []}
     _names_and_schema(site, response, selection, expand)
     return response

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls", action="store_true", help="serve https with a generated certificate (see ca_file)")
     parser.add_argument("--replay", default=None, metavar="DIR",
                         help="serve recorded payloads from DIR ('recorded' = the bundled recordings)")
+    parser.add_argument("--render-cache-mb", type=int, default=defaults.render_cache_mb,
+                        help="megabytes of encoded issues kept for re-reads (0 = off; default %(default)s)")
     parser.add_argument("--access-token-ttl", type=int, default=defaults.access_token_ttl)
     parser.add_argument("--refresh-leeway", type=int, default=defaults.refresh_leeway,
                         help="seconds a rotated refresh token stays valid (0 = strict)")
@@ -53,7 +55,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         jitter_ms=args.jitter_ms, fault_rate=args.fault_rate, fault_seed=args.fault_seed,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k), rate_limit_rps=args.rate_limit,
         max_in_flight=args.max_in_flight, replay_dir=args.replay, access_token_ttl=args.access_token_ttl,
-        refresh_leeway=args.refresh_leeway)
+        refresh_leeway=args.refresh_leeway, render_cache_mb=args.render_cache_mb)
 
 
 def serve(args: argparse.Namespace) -> int:

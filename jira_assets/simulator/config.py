@@ -69,6 +69,9 @@ class SimulatorConfig:
     #: tests: letters/digits put into every refresh and access token issued, so one search finds a leaked token
     token_marker: str = ""
 
+    #: megabytes of encoded issues kept for re-reads (0 = render every request; see issues.RenderedIssues)
+    render_cache_mb: int = 2048
+
     #: folder of recorded payloads served instead of generated data ("recorded" = the packaged set)
     replay_dir: Optional[str] = None
 
@@ -85,5 +88,7 @@ class SimulatorConfig:
             raise ValueError("projects must be >= 1")
         if self.users < 10:
             raise ValueError("users must be >= 10 (the demo admin, non-admin, inactive, app and service users are fixed)")
+        if self.render_cache_mb < 0:
+            raise ValueError("render_cache_mb must be >= 0")
         if self.issues < 0:
             raise ValueError("issues must be >= 0")

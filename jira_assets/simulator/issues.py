@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional
@@ -535,6 +536,50 @@ class ViewContext:
     viewer: int  # user index, -1 for anonymous
 
 
+class RenderedIssues:
+    """Encoded issues by (data version, view, issue), least recently used dropped beyond a byte budget.
+
+    Any mutation bumps the store's version, which empties the cache: rendered issues embed children and
+    linked issues, so per-issue invalidation would have to track every dependency."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = budget_bytes
+        self.size = 0
+        self.version = -1
+        self._entries: OrderedDict[tuple, tuple[orjson.Fragment, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, version: int, view_key: tuple, indices: list[int]) -> dict[int, orjson.Fragment]:
+        if not self.budget:
+            return {}
+        found = {}
+        with self._lock:
+            if version != self.version:
+                self._entries.clear()
+                self.size, self.version = 0, version
+            for idx in indices:
+                entry = self._entries.get((view_key, idx))
+                if entry is not None:
+                    self._entries.move_to_end((view_key, idx))
+                    found[idx] = entry[0]
+        return found
+
+    def put_many(self, version: int, view_key: tuple, encoded: dict[int, bytes]) -> None:
+        if not self.budget:
+            return
+        with self._lock:
+            if version != self.version:
+                return  # the data changed while these were rendered
+            for idx, payload in encoded.items():
+                previous = self._entries.pop((view_key, idx), None)
+                if previous is not None:
+                    self.size -= previous[1]
+                self._entries[(view_key, idx)] = (orjson.Fragment(payload), len(payload))
+                self.size += len(payload)
+            while self.size > self.budget and self._entries:
+                self.size -= self._entries.popitem(last=False)[1][1]
+
+
 class IssueRenderer:
     """Turns stored issues into Jira's v2 JSON (v3 conversion happens in the HTTP layer)."""
 
@@ -557,6 +602,7 @@ class IssueRenderer:
         self._users: dict[int, orjson.Fragment] = {}
         self._custom_fields = [(f.id, f.kind, self._value_pool(int(f.id.split("_")[1]), f.kind))
                                for f in store.catalog if f.custom]
+        self._rendered = RenderedIssues(store.world.config.render_cache_mb * 1_000_000)
 
     def user(self, index: int) -> orjson.Fragment:
         ref = self._users.get(index)
@@ -575,6 +621,23 @@ class IssueRenderer:
 
     def issue(self, idx: int, selection: FieldSelection, ctx: ViewContext, expand: set[str]) -> dict[str, Any]:
         return self.issues([idx], selection, ctx, expand)[0]
+
+    def encoded(self, indices: Iterable[int], selection: FieldSelection, ctx: ViewContext,
+                expand: set[str]) -> list[orjson.Fragment]:
+        """A page of issues as ready JSON, each issue rendered once per data version and view.
+
+        Clients read the same issues again and again (overlapping windows, retried pages, every run of a
+        benchmark), and building an issue costs about three times what a client spends parsing it."""
+        indices = [int(i) for i in indices]
+        view_key = (selection, ctx, frozenset(expand))
+        found = self._rendered.get_many(self.store.version, view_key, indices)
+        missing = [idx for idx in indices if idx not in found]
+        if missing:
+            encoded = {idx: orjson.dumps(record) for idx, record in
+                       zip(missing, self.issues(missing, selection, ctx, expand))}
+            self._rendered.put_many(self.store.version, view_key, encoded)
+            found.update((idx, orjson.Fragment(payload)) for idx, payload in encoded.items())
+        return [found[idx] for idx in indices]
 
     def _issue(self, view: IssueView, selection: FieldSelection, ctx: ViewContext, expand: set[str]) -> dict[str, Any]:
         store = self.store

@@ -218,6 +218,12 @@ class JiraSite:
             return [self.replayed_issues.render(int(idx), selection, view, expand) for idx in indices]
         return self.renderer.issues(indices, selection, view, expand)
 
+    def encoded_issues(self, indices: Any, selection: Any, view: ViewContext, expand: set[str]) -> list[Any]:
+        """A page of issues as JSON fragments (generated issues come from the renderer's cache)."""
+        if self.replayed_issues is not None:
+            return self.render_issues(indices, selection, view, expand)
+        return self.renderer.encoded(indices, selection, view, expand)
+
     def render_issue(self, idx: int, selection: Any, view: ViewContext, expand: set[str]) -> dict[str, Any]:
         return self.render_issues([idx], selection, view, expand)[0]
 
