@@ -45,20 +45,16 @@ _MINUTES_PER_ZONE = 500_000
 
 
 def _minute_parts(zone_name: str, minute: int) -> tuple[str, str]:
-    """("2026-11-06T04:30:", "-0800") for one minute in one zone; fills the minute's whole UTC hour at once
-    (timestamps cluster, so a single pass over 100 000 issues then mostly hits the cache)."""
+    """("2026-11-06T04:30:", "-0800") for one minute in one zone, cached (timestamps cluster, so a pass over
+    100 000 issues mostly hits the cache)."""
     cache = _MINUTES.setdefault(zone_name, {})
     if len(cache) >= _MINUTES_PER_ZONE:
         cache.clear()
-    hour = minute // 60
-    offset = _steady_offset(zone_name, hour)
-    if offset is None:  # an offset change inside this hour: this minute alone, exactly
+    offset = _steady_offset(zone_name, minute // 60)
+    if offset is None:  # an offset change inside this hour: this minute exactly
         offset = offset_seconds(zone_name, minute * MS_PER_MINUTE)
-        cache[minute] = _format_minute(minute, offset)
-        return cache[minute]
-    for m in range(hour * 60, hour * 60 + 60):
-        cache[m] = _format_minute(m, offset)
-    return cache[minute]
+    parts = cache[minute] = _format_minute(minute, offset)
+    return parts
 
 
 def _format_minute(minute: int, offset: int) -> tuple[str, str]:
