@@ -190,3 +190,24 @@ def test_gateway_self_links_point_at_the_site_host(simulator):
     me = gateway_get(info, token, "/rest/api/2/myself").json()
     assert me["self"].startswith(info["site_url"] + "/rest/api/2/user?accountId=")
     assert "/ex/jira/" not in me["self"]
+
+
+def test_a_scoped_api_token_works_only_through_the_gateway_and_a_classic_one_only_on_the_site(simulator):
+    """FACTS §1.6: scoped tokens are Basic through api.atlassian.com; sent to the site host they get 401."""
+    info = simulator.info()
+    gateway = f"{info['api_base_url']}/ex/jira/{info['cloud_id']}/rest/api/2/myself"
+    site = info["site_url"] + "/rest/api/2/myself"
+    scoped, classic = (info["email"], info["scoped_api_token"]), (info["email"], info["api_token"])
+    assert info["scoped_api_token"] != info["api_token"]
+
+    through_gateway = requests.get(gateway, auth=scoped, timeout=10)
+    assert through_gateway.status_code == 200 and through_gateway.json()["accountId"] == info["account_id"]
+    assert through_gateway.json()["self"].startswith(info["site_url"] + "/rest/api/2/user")
+
+    on_site = requests.get(site, auth=scoped, timeout=10)
+    assert on_site.status_code == 401 and "errorMessages" in on_site.json()
+    classic_on_gateway = requests.get(gateway, auth=classic, timeout=10)
+    assert classic_on_gateway.status_code == 401 and classic_on_gateway.json() == {"code": 401, "message": "Unauthorized"}
+    assert requests.get(site, auth=classic, timeout=10).status_code == 200
+    wrong = requests.get(gateway, auth=(info["email"], info["scoped_api_token"] + "x"), timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["code"] == 401

@@ -174,6 +174,11 @@ _INT_ENV = {
     "issue_page_size": "JIRA_ISSUE_PAGE_SIZE",
 }
 
+_FLAG_ENV = {
+    "allow_local": "JIRA_ALLOW_LOCAL",
+    "scoped_api_token": "JIRA_SCOPED_API_TOKEN",
+}
+
 
 AUTH_METHODS = ("oauth", "api_token", "client_credentials")
 
@@ -199,14 +204,18 @@ def jira_resource_from_env() -> JiraCloudResource:
             raise ConfigError(f"JIRA_AUTH_METHOD={method!r} is not a known auth method; use one of "
                               f"{', '.join(AUTH_METHODS)}")
         kwargs["auth_method"] = method
-    allow_local = os.environ.get("JIRA_ALLOW_LOCAL", "").strip().lower()
-    if allow_local not in ("", "0", "false", "no", "1", "true", "yes"):
-        raise ConfigError(f"JIRA_ALLOW_LOCAL={os.environ['JIRA_ALLOW_LOCAL']!r} is neither 1/true/yes nor "
-                          "0/false/no")
-    if allow_local in ("1", "true", "yes"):
-        kwargs["allow_local"] = True
+    for field, var in _FLAG_ENV.items():
+        if _flag(var):
+            kwargs[field] = True
     kwargs.update(scope_config_from_env())
     return JiraCloudResource(**kwargs)
+
+
+def _flag(var: str) -> bool:
+    value = os.environ.get(var, "").strip().lower()
+    if value not in ("", "0", "false", "no", "1", "true", "yes"):
+        raise ConfigError(f"{var}={os.environ[var]!r} is neither 1/true/yes nor 0/false/no")
+    return value in ("1", "true", "yes")
 
 
 def _positive_int(var: str) -> int:

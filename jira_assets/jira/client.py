@@ -480,8 +480,13 @@ def error_for_response(
         if auth is not None and auth.can_refresh:
             return JiraAuthError("the access token was refused even after a refresh", **details,
                                  hint=LOGIN_AGAIN)
-        return JiraAuthError("credentials refused", **details,
-                             hint="check the email and API token (Jira treats bad credentials as anonymous)")
+        if getattr(auth, "uses_gateway", False):
+            hint = ("check the email and API token: as a scoped token (JIRA_SCOPED_API_TOKEN=true) it goes through "
+                    "the api.atlassian.com gateway, which refuses classic tokens without scopes")
+        else:
+            hint = ("check the email and API token (Jira treats bad credentials as anonymous); a token with scopes "
+                    "works only through the gateway: set JIRA_SCOPED_API_TOKEN=true")
+        return JiraAuthError("credentials refused", **details, hint=hint)
     if status == 403:
         text = " ".join(messages).lower()
         needed = permission or ("Administer Jira" if "administrator" in text or "admin" in text else None)

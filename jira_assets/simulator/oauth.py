@@ -117,6 +117,8 @@ class AuthServer:
             world.users[DEMO_ADMIN].email: "ATATT3x" + hex_id(seed, 905, length=48),
             world.users[NON_ADMIN].email: "ATATT3x" + hex_id(seed, 906, length=48),
         }
+        #: scoped API tokens ("API token with scopes"): Basic auth through the gateway only, limited to their scopes
+        self.scoped_api_tokens = {world.users[DEMO_ADMIN].email: "ATATT3x" + hex_id(seed, 907, length=48)}
         self.stats = AuthStats()
         self._lock = threading.Lock()
         self._codes: dict[str, dict[str, Any]] = {}
@@ -308,6 +310,18 @@ class AuthServer:
         if expected is None or not secrets.compare_digest(expected, api_token):
             return None
         return next(u for u in self.world.users if u.email == email)
+
+    def scoped_basic(self, email: str, api_token: str) -> Optional[Principal]:
+        """The principal of a scoped API token sent to the gateway, or None for any other credentials."""
+        expected = self.scoped_api_tokens.get(email)
+        if expected is None or not secrets.compare_digest(expected, api_token):
+            return None
+        user = next(u for u in self.world.users if u.email == email)
+        return Principal(user, frozenset(ALL_SCOPES) - {OFFLINE}, via_gateway=True)
+
+    def is_scoped_token(self, email: str, api_token: str) -> bool:
+        expected = self.scoped_api_tokens.get(email)
+        return expected is not None and secrets.compare_digest(expected, api_token)
 
     def accessible_resources(self, principal: Principal) -> list[dict[str, Any]]:
         scopes = sorted((principal.scopes or frozenset()) - {OFFLINE})

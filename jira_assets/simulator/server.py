@@ -171,19 +171,31 @@ class RequestHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization") or ""
         scheme = header.split(" ", 1)[0].lower()
         if via_gateway:
+            if scheme == "basic":  # only scoped API tokens; classic ones are for the site host
+                principal = site.auth.scoped_basic(*self._basic_credentials(header))
+                if principal is None:
+                    raise gateway_error("Unauthorized")
+                return principal
             if scheme != "bearer":
-                raise gateway_error("Unauthorized")  # classic API tokens are for the site host only
+                raise gateway_error("Unauthorized")
             return site.auth.bearer(header[7:].strip())
         if scheme == "bearer":
             raise jira_error(401, NOT_LOGGED_IN)  # 3LO tokens only work through the gateway
         if scheme == "basic":
-            try:
-                email, _, token = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                email, token = "", ""
+            email, token = self._basic_credentials(header)
+            if site.auth.is_scoped_token(email, token):
+                raise jira_error(401, NOT_LOGGED_IN)  # scoped API tokens must go through the gateway
             user = site.auth.basic(email, token)
             return Principal(user) if user else Principal(None, bad_credentials=True)
         return Principal(None)
+
+    @staticmethod
+    def _basic_credentials(header: str) -> tuple[str, str]:
+        try:
+            email, _, token = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return "", ""
+        return email, token
 
     @staticmethod
     def _authorize(route: Route, principal: Principal) -> None:

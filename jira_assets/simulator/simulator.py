@@ -99,6 +99,7 @@ class Simulator:
             "refresh_token": self._tokens["admin"], "scopes": list(ALL_SCOPES),
             "redirect_uri": EXAMPLE_REDIRECT_URI, "redirect_uris_allowed": ["http://127.0.0.1:*", "http://localhost:*"],
             "email": admin.email, "api_token": auth.api_tokens[admin.email], "account_id": admin.account_id,
+            "scoped_api_token": auth.scoped_api_tokens[admin.email],
             "time_zone": admin.time_zone, "ca_file": self._tls.ca_file if self._tls else None,
             "non_admin": {"email": member.email, "api_token": auth.api_tokens[member.email],
                           "refresh_token": self._tokens["non_admin"], "account_id": member.account_id,
