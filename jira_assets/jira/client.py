@@ -300,8 +300,7 @@ class JiraClient:
                 if delay > policy.max_retry_after:
                     asked = policy.server_requested_wait(response.headers) or delay  # without our jitter
                     raise error_for_response(response, endpoint, auth=self.auth, scopes=scopes,
-                                             permission=permission,
-                                             hint=f"the server asks to wait {asked:.0f} s; try again later")
+                                             permission=permission, hint=_long_wait_hint(response, asked))
                 self._stats.retry()
                 if status == 429:
                     # Everyone sharing the gate waits, this request included (at the top of the loop).
@@ -455,6 +454,15 @@ def _body(response: requests.Response) -> Any:
 
 def _is_scope_mismatch(response: requests.Response) -> bool:
     return SCOPE_MISMATCH in " ".join(messages_from_body(_body(response))).lower()
+
+
+def _long_wait_hint(response: requests.Response, seconds: float) -> str:
+    reason = response.headers.get("RateLimit-Reason") or ""
+    if "quota" in reason:  # points-based hourly quota: every request is denied until the hour turns
+        reset = response.headers.get("X-RateLimit-Reset") or f"in {seconds:.0f} s"
+        return (f"the app's hourly points quota is spent ({reason}); Jira denies every request until it resets at "
+                f"{reset} ({seconds:.0f} s from now): run again after that")
+    return f"the server asks to wait {seconds:.0f} s; try again later"
 
 
 def error_for_response(

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-kinds", default=",".join(defaults.fault_kinds),
                         help=f"comma list from {','.join(ALL_FAULT_KINDS)}")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="requests per second per path+method (0 = off)")
+    parser.add_argument("--quota-points", type=int, default=0,
+                        help="points-based hourly quota of OAuth (3LO) traffic (0 = off; Atlassian's pool: 65000)")
     parser.add_argument("--max-in-flight", type=int, default=0, help="burst 429 above this many concurrent requests")
     parser.add_argument("--tls", action="store_true", help="serve https with a generated certificate (see ca_file)")
     parser.add_argument("--replay", default=None, metavar="DIR",
@@ -55,7 +57,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         jitter_ms=args.jitter_ms, fault_rate=args.fault_rate, fault_seed=args.fault_seed,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k), rate_limit_rps=args.rate_limit,
         max_in_flight=args.max_in_flight, replay_dir=args.replay, access_token_ttl=args.access_token_ttl,
-        refresh_leeway=args.refresh_leeway, render_cache_mb=args.render_cache_mb)
+        refresh_leeway=args.refresh_leeway, render_cache_mb=args.render_cache_mb,
+        quota_points_per_hour=args.quota_points)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -60,6 +60,8 @@ class SimulatorConfig:
     rate_limit_rps: float = 0.0
     #: a request that arrives while this many are in flight gets a burst 429 (0 = off)
     max_in_flight: int = 0
+    #: points-based hourly quota of 3LO traffic (0 = off; Atlassian's default global pool is 65 000), see quota.py
+    quota_points_per_hour: int = 0
 
     # OAuth
     access_token_ttl: int = 3600
@@ -88,6 +90,8 @@ class SimulatorConfig:
             raise ValueError("projects must be >= 1")
         if self.users < 10:
             raise ValueError("users must be >= 10 (the demo admin, non-admin, inactive, app and service users are fixed)")
+        if self.quota_points_per_hour < 0:
+            raise ValueError("quota_points_per_hour must be >= 0")
         if self.render_cache_mb < 0:
             raise ValueError("render_cache_mb must be >= 0")
         if self.issues < 0:

@@ -20,6 +20,7 @@ from .fields import LISTED_ONLY
 from .issues import IssueRenderer, IssueStore, ViewContext, component_counts
 from .jql import EvalContext, Query, run
 from .oauth import DEMO_ADMIN, AuthServer
+from .quota import PointsQuota
 from .timeutil import jira_datetime
 from .world import ISSUE_TYPES, LINK_TYPES, PRIORITIES, RESOLUTIONS, STATUS_CATEGORIES, STATUSES, World
 
@@ -37,6 +38,7 @@ class JiraSite:
         self.renderer = IssueRenderer(self.store)
         self.auth = AuthServer(config, clock, self.world, cloud_id)
         self.disruptor = Disruptor(config)
+        self.quota = PointsQuota(config.quota_points_per_hour, clock) if config.quota_points_per_hour else None
         self.extra_audit: list[dict[str, Any]] = []
         #: replayed records by snapshot name (replay.py fills it)
         self.replayed: dict[str, Any] = {}
@@ -56,6 +58,8 @@ class JiraSite:
             "scripted": served.scripted, "max_in_flight": served.max_in_flight, "in_flight": served.in_flight,
             "bytes_sent": served.bytes_sent, "internal_errors": served.internal_errors,
             "last_internal_error": served.last_internal_error,
+            "quota_points_spent": self.quota.spent if self.quota else 0,
+            "quota_denied": self.quota.denied if self.quota else 0,
             "tokens_issued": auth.tokens_issued, "token_refreshes": auth.refreshes,
             "invalid_grant": auth.invalid_grant, "family_revocations": auth.family_revocations,
             "oauth_errors": dict(auth.errors_by_kind),

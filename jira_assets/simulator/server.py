@@ -91,10 +91,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             if planned is not None and planned.kind == "reset":
                 self._reset_connection()
                 return
+            charged = site.quota is not None and path.startswith("/ex/jira/") and self._bearer() is not None
+            if charged and planned is None:
+                planned = site.quota.denial()  # a spent hourly quota denies everything until the hour turns
+                charged = planned is None
             if planned is None or planned.kind == "truncate":
                 outcome = self._outcome(site, path, query, raw_body)
             else:
                 outcome = Outcome(planned.status, planned.body, planned.headers, self._route_key_guess(path))
+            if charged:
+                answered = outcome.body if outcome.status < 400 else None
+                outcome.headers = {**outcome.headers, **site.quota.charge(outcome.route_key, answered)}
             outcome.headers = {**extra_headers, **outcome.headers}
             self._send(site, outcome, truncate=planned is not None and planned.kind == "truncate")
         finally:
