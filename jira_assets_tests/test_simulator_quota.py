@@ -3,14 +3,14 @@ cost 1 + their objects (identity objects 2), API tokens are not charged, a spent
 top of the UTC hour; the client waits out a near reset and fails fast, naming the reset, on a far one."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
 from jira_assets.jira import FileTokenStore, JiraClient, JiraRateLimited, OAuth3LO, RetryPolicy, ThrottleGate
 from jira_assets.jira.paging import TokenPages
 from jira_assets.simulator import Simulator, SimulatorConfig
+
+from .test_retry_client import FakeTime
 
 JQL = "created >= 0 ORDER BY updated ASC, id ASC"
 
@@ -59,20 +59,15 @@ def test_answers_are_charged_by_their_objects_and_a_spent_quota_denies_3lo_until
         assert sim.stats()["quota_points_spent"] == 2 and sim.stats()["quota_denied"] == 2
 
 
-class SimulatedTime:
+class SimulatedTime(FakeTime):
     """The client's clock and sleep, moving the simulator's frozen clock with it: waits cost no real time."""
 
     def __init__(self, sim: Simulator):
+        super().__init__()
         self.sim = sim
-        self.now = time.time()
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
         self.sim.clock.advance(seconds)
 
 
