@@ -71,3 +71,20 @@ def test_every_raw_asset_carries_group_kinds_pool_owner_and_column_schema():
         assert asset.node_def.pool == "jira_api"
         assert isinstance(spec.metadata["dagster/column_schema"], dg.TableSchema)
         assert spec.metadata["jira/endpoint"].startswith("/rest/")
+
+
+def test_loading_the_code_location_prints_no_warning_yet_other_beta_warnings_still_show():
+    """Every process that loads the code (daemon, code server, each run and step) imports the definitions: the
+    deliberate beta `backfill_policy` must not print a warning per asset there, and the filter must stay narrow."""
+    import subprocess
+    import sys
+
+    script = ("import warnings, dagster as dg\n"
+              "from jira_assets.definitions import defs\n"
+              "defs()\n"
+              "warnings.warn('another beta parameter', dg.BetaWarning)\n")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "backfill_policy" not in done.stderr
+    assert done.stderr.count("BetaWarning") == 1 and "another beta parameter" in done.stderr

@@ -30,6 +30,10 @@ POOL = "jira_api"  # `dagster instance concurrency set jira_api N` caps concurre
 # ranges), a day is the unit that is retried and re-run, and the runs spread over the run queue and the run
 # launcher's machines. The pool above, not the number of runs, is what bounds the load on Jira (deploy/README.md).
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# `backfill_policy` is a beta parameter of @asset in dagster 1.13: one BetaWarning per asset in every process that
+# loads the code (daemon, code server, each run and step). The policy is deliberate, so that warning, and no
+# other, is silenced for every asset that takes it (raw assets, the census, open_issues_daily).
+warnings.filterwarnings("ignore", message=r".*`backfill_policy`", category=dg.BetaWarning)
 # Transient failures (Jira 5xx/429 after the client's own retries) get two more tries of the whole step.
 STEP_RETRIES = 2
 
@@ -176,13 +180,4 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
     return _asset
 
 
-def _build_raw_assets() -> list[dg.AssetsDefinition]:
-    # `backfill_policy` is a beta parameter of @asset in dagster 1.13: one BetaWarning per asset in every process
-    # that loads the code (daemon, code server, each run and step). The policy is deliberate (BACKFILL_POLICY), so
-    # that warning, and no other, is silenced here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*`backfill_policy`", category=dg.BetaWarning)
-        return [build_raw_asset(obj) for obj in OBJECTS]
-
-
-raw_assets: list[dg.AssetsDefinition] = _build_raw_assets()
+raw_assets: list[dg.AssetsDefinition] = [build_raw_asset(obj) for obj in OBJECTS]
