@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping, Optional
 
+import orjson
 import pyarrow as pa
 
 from jira_assets.jira.paging import (
@@ -26,6 +28,7 @@ from jira_assets.jira.paging import (
 )
 
 API = "/rest/api/2"
+SORTED = orjson.OPT_SORT_KEYS
 AGILE = "/rest/agile/1.0"
 
 # Column types. JSON holds values whose JSON type varies between records (C09) or nested objects.
@@ -101,6 +104,26 @@ class JiraObject:
     def deps(self) -> tuple[str, ...]:
         """Every upstream object, loaded or not: the edges of the asset graph."""
         return self.upstream + ((self.reads,) if self.reads else ())
+
+    @cached_property
+    def _key_paths(self) -> tuple[tuple[str, ...], ...]:
+        columns = {c.name: c for c in self.columns}
+        return tuple(columns[name].path if name in columns else (name,) for name in self.primary_key)
+
+    def record_identity(self, record: Any) -> Any:
+        """The primary key of a record as Jira sent it (None when it has none), so that paging can drop a record
+        a lying page repeats (C13). A bare value (a label) is its own key; nested values become JSON text."""
+        if not isinstance(record, dict):
+            return record if isinstance(record, (str, int)) else None
+        key = []
+        for path in self._key_paths:
+            value: Any = record
+            for step in path:
+                value = value.get(step) if isinstance(value, dict) else None
+            if value is None:
+                return None
+            key.append(value if isinstance(value, (str, int, float)) else orjson.dumps(value, option=SORTED))
+        return tuple(key) if key else None
 
 
 ID_NAME = (C("id"), C("name"), C("description"))

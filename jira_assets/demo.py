@@ -121,6 +121,17 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
               file=out)
 
 
+def _sibling_command(name: str) -> str:
+    """A console script of the environment running this one, so the printed command works unactivated."""
+    candidate = Path(sys.executable).with_name(name)
+    if not candidate.exists():
+        return name
+    try:
+        return str(candidate.relative_to(Path.cwd()))
+    except ValueError:
+        return str(candidate)
+
+
 def run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -157,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(len(r.get_step_failure_events()) for r in results)
     print(f"\nSummary written to {summary_path}")
     print("Open the Dagster UI on the same instance and data:")
-    print(f"  DAGSTER_HOME={dagster_home} JIRA_LAKE={lake} dagster dev -w workspace.yaml")
+    print(f"  DAGSTER_HOME={dagster_home} JIRA_LAKE={lake} {_sibling_command('dagster')} dev -w workspace.yaml")
     if failed:
         print(f"{failed} asset step(s) failed; see above.", file=sys.stderr)
         return 1

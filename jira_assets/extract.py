@@ -219,6 +219,13 @@ def _stats_dict(client: Any) -> dict:
     }
 
 
+def _identified(run: _Run, paging: Any) -> Any:
+    """The object's paging, told how to recognise a record that a lying page repeats (C13)."""
+    if getattr(paging, "id_field", False) is None:
+        return replace(paging, id_field=run.obj.record_identity)
+    return paging
+
+
 def _stream(run: _Run, converter: RecordConverter, pages: Iterable[Sequence[Any]]) -> RecordBatchStream:
     return RecordBatchStream(converter.schema, converter.batches(pages), metadata=lambda: run.metadata(converter))
 
@@ -226,7 +233,7 @@ def _stream(run: _Run, converter: RecordConverter, pages: Iterable[Sequence[Any]
 def _pages(run: _Run) -> RecordBatchStream:
     obj = run.obj
     converter = RecordConverter(obj.columns)
-    pages = run.client.iter_pages(obj.path, obj.paging, params=dict(obj.params) or None)
+    pages = run.client.iter_pages(obj.path, _identified(run, obj.paging), params=dict(obj.params) or None)
     if obj.record_transform:
         pages = ([obj.record_transform(r) for r in page] for page in pages)
     return _stream(run, converter, pages)
@@ -251,7 +258,7 @@ def _audit_window(run: _Run, window: Window) -> RecordBatchStream:
     params = {"from": _iso_utc(window.start), "to": _iso_utc(window.end)}
 
     def pages() -> Iterator[list]:
-        for page in run.client.iter_pages(run.obj.path, run.obj.paging, params=params):
+        for page in run.client.iter_pages(run.obj.path, _identified(run, run.obj.paging), params=params):
             yield [r for r in page if _in_window(r.get("created"), window)]
 
     return _stream(run, converter, pages())
@@ -310,7 +317,7 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
             "maxResults": settings.issue_page_size,
         }
         # the page size is the paging strategy's (it sets maxResults on every page), so the setting goes there
-        paging = replace(run.obj.paging, max_results=settings.issue_page_size)
+        paging = replace(run.obj.paging, max_results=settings.issue_page_size, id_field="id")
         yield from run.client.iter_pages(f"{API}/search/jql", paging, body=body)
 
     def pages() -> Iterator[list]:
@@ -427,11 +434,12 @@ def _issue_children(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStr
     policy = run.settings.policy
     if run.obj.name == "issue_comments":
         clean = (lambda items: [policy.comment(c) for c in items]) if policy is not None else None
-        pages = _children(run, upstream, "comments_json", "comments", StartAtTotal("comments", 100), _comment_rows,
-                          clean)
+        pages = _children(run, upstream, "comments_json", "comments", StartAtTotal("comments", 100, id_field="id"),
+                          _comment_rows, clean)
     elif run.obj.name == "issue_changelogs":
         clean = policy.histories if policy is not None else None
-        pages = _children(run, upstream, "changelog_json", "histories", PageBean(100), _changelog_rows, clean)
+        pages = _children(run, upstream, "changelog_json", "histories", PageBean(100, id_field="id"),
+                          _changelog_rows, clean)
     else:
         raise ExtractionError(f"{run.obj.name} is not a child of issues")
     return _stream(run, converter, pages)
@@ -475,7 +483,8 @@ def _worklogs(run: _Run, window: Window) -> RecordBatchStream:
                 chunk = unknown[start : start + 500]
                 jql = " AND ".join([f"id in ({', '.join(chunk)})", *scope])
                 body = {"jql": jql, "fields": ["id"], "maxResults": 5000}
-                found = {str(i["id"]) for page in run.client.iter_pages(f"{API}/search/jql", TokenPages("issues", 5000, method="POST"), body=body)
+                ids_only = TokenPages("issues", 5000, method="POST", id_field="id")
+                found = {str(i["id"]) for page in run.client.iter_pages(f"{API}/search/jql", ids_only, body=body)
                          for i in page}
                 in_scope.update({issue_id: issue_id in found for issue_id in chunk})
             kept = [w for w in worklogs if in_scope.get(str(w.get("issueId")))]
@@ -523,7 +532,7 @@ def _fan_out(run: _Run, upstream: Optional[ds.Dataset]) -> RecordBatchStream:
 
     def fetch(parent_id: Any) -> list:
         items: list = []
-        for page in run.client.iter_pages(obj.path.format(id=parent_id), obj.paging):
+        for page in run.client.iter_pages(obj.path.format(id=parent_id), _identified(run, obj.paging)):
             items.extend({**r, "_parent_id": parent_id} for r in page)
         return items
 

@@ -183,3 +183,58 @@ def test_pages_are_streamed_one_request_at_a_time(simulator, client):
     assert len(first) == 50
     assert requests_to(simulator, "GET /rest/api/2/users/search") == 1
     pages.close()
+
+
+# C13 as a kind: every paged shape, a server that repeats records or ignores the cursor altogether.
+# (path, route, paging with an identity, records in the ground truth)
+LYING_SHAPES = {
+    "bare array": (f"{API}/users/search", "GET /rest/api/2/users/search", StartAtArray(50, id_field="accountId"),
+                   lambda sim: [u["accountId"] for u in sim.truth.records("users")]),
+    "PageBean": (f"{API}/issue/{BUSY_ISSUE}/changelog", "GET /rest/api/2/issue/{issueIdOrKey}/changelog",
+                 PageBean(100, id_field="id"), lambda sim: [h["id"] for h in sim.truth.changelog(BUSY_ISSUE)]),
+    "startAt/total": (f"{API}/issue/{CHATTY_ISSUE}/comment", "GET /rest/api/2/issue/{issueIdOrKey}/comment",
+                      StartAtTotal("comments", 100, id_field="id"),
+                      lambda sim: [c["id"] for c in sim.truth.comments(CHATTY_ISSUE)]),
+    "offset/limit": (f"{API}/auditing/record", "GET /rest/api/2/auditing/record",
+                     OffsetLimit("records", 40, id_field="id"),
+                     lambda sim: [r["id"] for r in sim.truth.records("audit_records")]),
+}
+
+
+def _ids(records, paging) -> list:
+    field = paging.id_field
+    return [r[field] for r in records]
+
+
+@pytest.mark.parametrize("shape", sorted(LYING_SHAPES))
+def test_c13_records_a_page_repeats_land_once_on_every_paged_shape(simulator, client, shape):
+    path, route, paging, truth = LYING_SHAPES[shape]
+    simulator.lie(path.replace("/rest/api/2", ""), repeat_previous=3)
+    ids = _ids(collect(client.iter_pages(path, paging)), paging)
+    assert len(ids) == len(set(ids))
+    assert sorted(map(str, ids)) == sorted(map(str, truth(simulator)))
+    assert len(truth(simulator)) > (getattr(paging, "page_size", None) or paging.limit)  # several pages: a lie
+
+
+@pytest.mark.parametrize("shape", sorted(LYING_SHAPES))
+def test_c13_a_server_that_ignores_the_cursor_is_read_once_then_left_with_a_warning(simulator, client, shape,
+                                                                                     caplog):
+    path, route, paging, truth = LYING_SHAPES[shape]
+    simulator.lie(path.replace("/rest/api/2", ""), restart=True)
+    with caplog.at_level(logging.WARNING, logger="jira_assets.jira.paging"):
+        ids = _ids(collect(client.iter_pages(path, paging)), paging)
+    assert len(ids) == len(set(ids)) and 0 < len(ids) < len(truth(simulator))
+    assert set(map(str, ids)) <= set(map(str, truth(simulator)))
+    assert requests_to(simulator, route) == 2  # the first page, then one page of nothing new
+    assert any("repeated only records already returned" in r.getMessage() for r in caplog.records)
+
+
+def test_c13_token_pages_that_restart_with_fresh_tokens_stop_after_one_repeated_page(simulator, client, caplog):
+    simulator.lie(r"/search/jql", restart=True)
+    paging = TokenPages("issues", 10, method="POST", id_field="id")
+    with caplog.at_level(logging.WARNING, logger="jira_assets.jira.paging"):
+        issues = collect(client.iter_pages(f"{API}/search/jql", paging,
+                                           body={"jql": "created >= -3650d order by id", "fields": ["id"]}))
+    assert [i["id"] for i in issues] == sorted((i["id"] for i in simulator.truth.issues()), key=int)[:10]
+    assert requests_to(simulator, "POST /rest/api/2/search/jql") == 2
+    assert any("repeated only records already returned" in r.getMessage() for r in caplog.records)

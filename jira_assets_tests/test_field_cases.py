@@ -84,6 +84,44 @@ def test_c06_truncated_children_are_completed_and_complete_ones_cost_no_request(
     assert meta["jira/requests"] == sum(-(-total // 100) for total in truncated_totals)
 
 
+def test_c13_lying_pages_of_every_shape_land_each_record_once(simulator, jira_env, monkeypatch):
+    """Repeated records on token pages (issues), PageBeans (changelog), startAt/total pages (comments) and a bare
+    array (users); and a bare array that ignores startAt, which once looped forever."""
+    monkeypatch.setenv("JIRA_ISSUE_PAGE_SIZE", "3")
+    simulator.lie(r"/search/jql", repeat_previous=1)  # pages of three: one old issue, two new
+    for path in (r"/issue/\d+/changelog", r"/issue/\d+/comment", r"/users/search"):
+        simulator.lie(path, repeat_previous=3)
+    busiest = max(simulator.truth.issues(), key=lambda i: len(simulator.truth.changelog(i["id"])))
+    day = utc_day(busiest["fields"]["updated"])
+    today = dt.datetime.now(UTC).date().isoformat()
+    assert not failures(materialize(["issues", "issue_comments", "issue_changelogs"], day))
+    assert not failures(materialize(["users"], today))
+
+    issues = table(jira_env, "issues", day).column("id").to_pylist()
+    assert len(issues) > 3 and len(issues) == len(set(issues))
+    assert sorted(issues) == sorted(int(i["id"]) for i in simulator.truth.issues()
+                                    if utc_day(i["fields"]["updated"]) == day)
+    changelog = table(jira_env, "issue_changelogs", day)
+    keys = list(zip(changelog.column("history_id").to_pylist(), changelog.column("item_index").to_pylist()))
+    assert len(keys) == len(set(keys))
+    busiest_histories = {str(h) for h, issue in zip(changelog.column("history_id").to_pylist(),
+                                                     changelog.column("issue_id").to_pylist())
+                         if str(issue) == str(busiest["id"])}
+    truth = {str(h["id"]) for h in simulator.truth.changelog(busiest["id"]) if h["items"]}
+    assert len(truth) > 100 and busiest_histories == truth
+    comments = table(jira_env, "issue_comments", day).column("id").to_pylist()
+    assert len(comments) == len(set(comments))
+    assert sum(len(simulator.truth.comments(str(i))) for i in issues) == len(comments)
+    users = table(jira_env, "users", today).column("account_id").to_pylist()
+    assert sorted(users) == sorted(u["accountId"] for u in simulator.truth.records("users"))
+
+    simulator.clear_disruptions()
+    simulator.lie(r"/users/search", restart=True)
+    assert not failures(materialize(["users"], today))
+    users = table(jira_env, "users", today).column("account_id").to_pylist()
+    assert 0 < len(users) == len(set(users)) < len(simulator.truth.records("users"))
+
+
 def test_c08_one_failing_parent_is_recorded_while_the_other_rows_land(simulator, jira_env):
     today = dt.datetime.now(UTC).date().isoformat()
     assert not failures(materialize(["projects"], today))

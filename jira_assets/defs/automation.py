@@ -181,7 +181,7 @@ class ChangeCursor:
 
 def _changed_since(client, since_ms: int, page_size: int) -> Iterable[tuple[str, int]]:
     """(issue id, updated epoch ms) of issues updated at or after `since_ms`, oldest first, ids only."""
-    paging = TokenPages("issues", page_size, method="GET")
+    paging = TokenPages("issues", page_size, method="GET", id_field="id")
     params = {"jql": f"updated >= {since_ms} ORDER BY updated ASC, id ASC", "fields": "id,updated"}
     for number, page in enumerate(client.iter_pages(SEARCH_PATH, paging, params=params)):
         for issue in page:

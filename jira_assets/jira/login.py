@@ -253,7 +253,8 @@ def run_status(args: argparse.Namespace, *, out: Callable[[str], None] = print) 
     settings = LoginSettings.from_args(args, need_secret=False)
     tokens = settings.token_store.read()
     if tokens is None:
-        out(f"No grant in {settings.token_store.describe()}; {LOGIN_AGAIN}.")
+        out(f"No grant in {settings.token_store.describe()} yet; run `jira-assets auth login` to create one "
+            "(auth status is for OAuth 2.0 grants; API tokens and service accounts need no login).")
         return 1
     for line in describe_grant(tokens, time.time()):
         out(line)

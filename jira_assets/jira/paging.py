@@ -7,6 +7,10 @@ across pages, so memory does not grow with the number of records.
 Shapes (FACTS §4): bare array (ARR), keyed list (KEYED), single object (OBJ), map (MAP), bare array paged
 without a total (C02), PageBean (C03, C13), ``{startAt,maxResults,total,<key>}`` pages, offset/limit,
 ``nextPageToken`` (C05) and ``nextPage`` URLs.
+
+Pages can lie (C13): a record already delivered comes again, or a server ignores the cursor and answers the same
+records forever. Given a record identity (``id_field``: a field name, or a function of the record), a strategy
+drops repeated records and stops, with a warning, on a page that brings nothing new, so no lie loops forever.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from .errors import JiraProtocolError
 log = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
+# what identifies a record within one paged read: a top-level field name, or a function of the record
+Identity = str | Callable[[Any], Any] | None
 # fetch(method, path_or_url, params, body) -> decoded JSON
 Fetch = Callable[[str, str, dict[str, Any] | None, Any], Any]
 
@@ -56,20 +62,23 @@ def _records(payload: Any, key: str, path: str) -> Records:
 
 
 class _SeenIds:
-    """Drops records whose id an earlier page already delivered (pages that lie, C13)."""
+    """Drops records an earlier page already delivered (pages that lie, C13)."""
 
-    def __init__(self, id_field: str | None, path: str, repeats_expected: bool = False) -> None:
-        self.id_field = id_field
+    def __init__(self, identity: Identity, path: str, repeats_expected: bool = False) -> None:
+        self.key: Callable[[Any], Any] | None = (
+            (lambda record: record.get(identity) if isinstance(record, dict) else None)
+            if isinstance(identity, str) else identity
+        )
         self.path = path
         self.level = logging.DEBUG if repeats_expected else logging.WARNING
         self._seen: set[Any] = set()
 
     def new_only(self, records: Records) -> Records:
-        if not self.id_field:
+        if self.key is None:
             return records
         fresh = []
         for record in records:
-            record_id = record.get(self.id_field) if isinstance(record, dict) else None
+            record_id = self.key(record)
             if record_id is not None and record_id in self._seen:
                 continue
             if record_id is not None:
@@ -79,6 +88,13 @@ class _SeenIds:
             log.log(self.level, "%s: dropped %d record(s) already returned on an earlier page",
                     self.path, len(records) - len(fresh))
         return fresh
+
+    def stalled(self, records: Records, fresh: Records, where: str) -> bool:
+        """A non-empty page of nothing but repeats: the server is not advancing, so reading on would loop."""
+        if self.key is None or not records or fresh:
+            return False
+        log.warning("%s: the page at %s repeated only records already returned; stopping", self.path, where)
+        return True
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,7 @@ class StartAtArray:
     """
 
     page_size: int = 50
-    id_field: str | None = None
+    id_field: Identity = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
         seen = _SeenIds(self.id_field, path)
@@ -134,7 +150,10 @@ class StartAtArray:
                 raise JiraProtocolError(f"expected a JSON array, got {type(payload).__name__}", endpoint=path)
             if not payload:
                 return
-            yield seen.new_only(payload)
+            fresh = seen.new_only(payload)
+            if seen.stalled(payload, fresh, f"startAt={start_at}"):
+                return
+            yield fresh
             if server_page_size is not None and len(payload) < server_page_size:
                 return
             server_page_size = max(server_page_size or 0, len(payload))
@@ -153,7 +172,7 @@ class PageBean:
 
     page_size: int = 50
     values_key: str = "values"
-    id_field: str | None = None
+    id_field: Identity = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
         seen = _SeenIds(self.id_field, path)
@@ -162,7 +181,10 @@ class PageBean:
             page_params = {**(params or {}), "startAt": start_at, "maxResults": self.page_size}
             payload = fetch("GET", path, page_params, None)
             records = _records(payload, self.values_key, path)
-            yield seen.new_only(records)
+            fresh = seen.new_only(records)
+            if seen.stalled(records, fresh, f"startAt={start_at}"):
+                return
+            yield fresh
             returned_start = _int(payload.get("startAt"), start_at)
             total = _int(payload.get("total"), None)
             if not records:
@@ -182,7 +204,7 @@ class StartAtTotal(PageBean):
     """``{startAt, maxResults, total, <records_key>}`` pages without ``isLast``: comments, worklogs,
     changelogs."""
 
-    def __init__(self, records_key: str, page_size: int = 100, id_field: str | None = None) -> None:
+    def __init__(self, records_key: str, page_size: int = 100, id_field: Identity = None) -> None:
         super().__init__(page_size=page_size, values_key=records_key, id_field=id_field)
 
 
@@ -192,7 +214,7 @@ class OffsetLimit:
 
     records_key: str = "records"
     limit: int = 1000
-    id_field: str | None = None
+    id_field: Identity = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
         seen = _SeenIds(self.id_field, path)
@@ -200,7 +222,10 @@ class OffsetLimit:
         while True:
             payload = fetch("GET", path, {**(params or {}), "offset": offset, "limit": self.limit}, None)
             records = _records(payload, self.records_key, path)
-            yield seen.new_only(records)
+            fresh = seen.new_only(records)
+            if seen.stalled(records, fresh, f"offset={offset}"):
+                return
+            yield fresh
             total = _int(payload.get("total"), None)
             offset = _int(payload.get("offset"), offset) + len(records)
             if not records:
@@ -220,10 +245,13 @@ class TokenPages:
     records_key: str = "issues"
     max_results: int = 100
     method: str = "GET"
+    id_field: Identity = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
+        seen = _SeenIds(self.id_field, path)
         seen_tokens: set[str] = set()
         token: str | None = None
+        page_number = 0
         while True:
             if self.method == "POST":
                 page_body = {**(body or {}), "maxResults": self.max_results}
@@ -235,7 +263,12 @@ class TokenPages:
                 if token:
                     page_params["nextPageToken"] = token
                 payload = fetch("GET", path, page_params, None)
-            yield _records(payload, self.records_key, path)
+            records = _records(payload, self.records_key, path)
+            fresh = seen.new_only(records)
+            page_number += 1
+            if seen.stalled(records, fresh, f"page {page_number}"):
+                return
+            yield fresh
             token = payload.get("nextPageToken")
             if payload.get("isLast") is True or not token:
                 return
@@ -255,7 +288,7 @@ class NextPageUrl:
     repeat."""
 
     values_key: str = "values"
-    id_field: str | None = None
+    id_field: Identity = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
         seen = _SeenIds(self.id_field, path, repeats_expected=True)

@@ -36,7 +36,7 @@ CENSUS_OBJECT = JiraObject(
     "issue_id_census",
     "Issue id census",
     SEARCH_PATH,
-    TokenPages("issues", CENSUS_PAGE_SIZE, method="GET"),
+    TokenPages("issues", CENSUS_PAGE_SIZE, method="GET", id_field="id"),
     ("id",),
     CENSUS_COLUMNS,
     appflow=False,

@@ -12,7 +12,7 @@ from .errors import BAD_PAGE_TOKEN, ISSUE_NOT_FOUND, SEARCH_REMOVED, bad_request
 from .issues import FieldSelection, select_fields
 from .jira_site import JiraSite
 from .jql import UNBOUNDED, JqlError, Query, parse
-from .paging import page_bean, read_page_params, start_at_page
+from .paging import lied_start, page_bean, read_page_params, start_at_page
 from .routes import Request
 from .timeutil import MS_PER_MINUTE
 
@@ -95,10 +95,11 @@ def search_jql(site: JiraSite, req: Request) -> dict[str, Any]:
     digest = site.digest(jql)
     offset = _decode_token(token, digest) if token else 0
     lie = site.disruptor.lie_for(req.path)
-    if lie and lie.repeat_previous and offset:
-        offset = max(0, offset - lie.repeat_previous)
+    served = lied_start(offset, lie)
     matches = _matches(site, req, jql, query)
-    chunk = matches[offset:offset + max_results]
+    chunk = matches[served:served + max_results]
+    if not (lie and lie.restart):  # a server ignoring the token still hands out the next one
+        offset = served
     issues = site.encoded_issues(chunk, selection, req.view, expand_set)
     next_offset = offset + len(chunk)
     is_last = next_offset >= len(matches)
@@ -173,7 +174,7 @@ def issue_comments(site: JiraSite, req: Request) -> dict[str, Any]:
     comments = site.comments(idx, req.view, rendered="renderedBody" in req.csv("expand"))
     if order == "-created":
         comments.reverse()
-    return start_at_page(comments, page, "comments")
+    return start_at_page(comments, page, "comments", lie=site.disruptor.lie_for(req.path))
 
 
 def issue_changelog(site: JiraSite, req: Request) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def issue_worklogs(site: JiraSite, req: Request) -> dict[str, Any]:
     after = _int(req.arg("startedAfter"), "startedAfter", 0)
     before = _int(req.arg("startedBefore"), "startedBefore", 0)
     worklogs = site.worklogs(idx, req.view, started_after=after, started_before=before)
-    return start_at_page(worklogs, page, "worklogs")
+    return start_at_page(worklogs, page, "worklogs", lie=site.disruptor.lie_for(req.path))
 
 
 # --- worklog feeds -------------------------------------------------------------------------------------

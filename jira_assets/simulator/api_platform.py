@@ -71,7 +71,7 @@ def server_info(site: JiraSite, req: Request) -> dict[str, Any]:
 def users_search(site: JiraSite, req: Request) -> list[Any]:
     """A bare array paged by startAt/maxResults, with no total: clients stop on a short page (C02)."""
     page = read_page_params(req.query, 50, 1000)
-    return array_page(site.snapshot("users"), page)
+    return array_page(site.snapshot("users"), page, lie=site.disruptor.lie_for(req.path))
 
 
 def groups_bulk(site: JiraSite, req: Request) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def audit_records(site: JiraSite, req: Request) -> dict[str, Any]:
                 and text not in str(record.get("objectItem", {}).get("name", "")).lower():
             continue
         selected.append(record)
-    return offset_limit(selected, page.start_at, page.max_results, "records")
+    return offset_limit(selected, page.start_at, page.max_results, "records", lie=site.disruptor.lie_for(req.path))
 
 
 def _instant(value: Optional[str], name: str) -> Optional[int]:
@@ -251,7 +251,7 @@ def workflow_scheme_projects(site: JiraSite, req: Request) -> dict[str, Any]:
 def dashboards(site: JiraSite, req: Request) -> dict[str, Any]:
     page = read_page_params(req.query, 20, 100)
     values = site.snapshot("dashboards")
-    body = start_at_page(values, page, "dashboards")
+    body = start_at_page(values, page, "dashboards", lie=site.disruptor.lie_for(req.path))
     if page.start_at > 0:
         body["prev"] = f"{site.world.api}/dashboard?startAt={max(0, page.start_at - page.max_results)}&maxResults={page.max_results}"
     if page.start_at + page.max_results < len(values):

@@ -50,6 +50,23 @@ class Lie:
     repeat_previous: int = 0
     #: token pages (/search/jql): hand back the same nextPageToken the client sent
     repeat_token: bool = False
+    #: every page holds the first page's records while echoing the cursor asked for (a server ignoring it)
+    restart: bool = False
+
+
+def lied_start(start: int, lie: Optional[Lie]) -> int:
+    """Where a page really starts when its route is made to lie."""
+    if lie is None:
+        return start
+    if lie.restart:
+        return 0
+    if lie.repeat_previous and start > 0:
+        return max(0, start - lie.repeat_previous)
+    return start
+
+
+def _inflated(total: int, lie: Optional[Lie]) -> int:
+    return total + (lie.inflate_total if lie else 0)
 
 
 def page_bean(values: Sequence[Any], page: PageRequest, self_url: str, params: Optional[dict[str, Any]] = None,
@@ -58,12 +75,9 @@ def page_bean(values: Sequence[Any], page: PageRequest, self_url: str, params: O
 
     Agile boards/sprints omit the links (`with_links=False`), like Jira Software does.
     """
-    total = len(values)
-    start = page.start_at
-    if lie and lie.repeat_previous and start > 0:
-        start = max(0, start - lie.repeat_previous)
+    start = lied_start(page.start_at, lie)
     chunk = list(values[start:start + page.max_results]) if page.max_results else []
-    reported_total = total + (lie.inflate_total if lie else 0)
+    reported_total = _inflated(len(values), lie)
     is_last = page.start_at + len(chunk) >= reported_total or (not chunk and not (lie and lie.inflate_total))
     if lie and lie.inflate_total and page.start_at < reported_total:
         is_last = False
@@ -80,24 +94,29 @@ def page_bean(values: Sequence[Any], page: PageRequest, self_url: str, params: O
 
 
 def start_at_page(values: Sequence[Any], page: PageRequest, records_key: str,
-                  extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                  extra: Optional[dict[str, Any]] = None, lie: Optional[Lie] = None) -> dict[str, Any]:
     """The older page object `{startAt, maxResults, total, <records_key>}` (comments, worklogs); no isLast."""
-    chunk = list(values[page.start_at:page.start_at + page.max_results]) if page.max_results else []
-    body = {"startAt": page.start_at, "maxResults": page.max_results, "total": len(values), records_key: chunk}
+    start = lied_start(page.start_at, lie)
+    chunk = list(values[start:start + page.max_results]) if page.max_results else []
+    body = {"startAt": page.start_at, "maxResults": page.max_results, "total": _inflated(len(values), lie),
+            records_key: chunk}
     if extra:
         body.update(extra)
     return body
 
 
-def array_page(values: Sequence[Any], page: PageRequest) -> list[Any]:
+def array_page(values: Sequence[Any], page: PageRequest, lie: Optional[Lie] = None) -> list[Any]:
     """A bare JSON array paged by startAt/maxResults with no total (/users/search)."""
-    return list(values[page.start_at:page.start_at + page.max_results])
+    start = lied_start(page.start_at, lie)
+    return list(values[start:start + page.max_results])
 
 
-def offset_limit(values: Sequence[Any], offset: int, limit: int, records_key: str) -> dict[str, Any]:
+def offset_limit(values: Sequence[Any], offset: int, limit: int, records_key: str,
+                 lie: Optional[Lie] = None) -> dict[str, Any]:
     """`{offset, limit, total, records}` (/auditing/record)."""
-    return {"offset": offset, "limit": limit, "total": len(values),
-            "records": list(values[offset:offset + limit])}
+    start = lied_start(offset, lie)
+    return {"offset": offset, "limit": limit, "total": _inflated(len(values), lie),
+            "records": list(values[start:start + limit])}
 
 
 LieLookup = Callable[[str], Optional[Lie]]

@@ -131,10 +131,12 @@ class Simulator:
         """
         self.site.disruptor.script(path_regex, responses, method)
 
-    def lie(self, path_regex: str, inflate_total: int = 0, repeat_previous: int = 0, repeat_token: bool = False) -> None:
-        """Make paged answers on matching paths lie (C13): inflated PageBean totals with empty pages past the
-        end, pages that repeat records of the previous page, or /search/jql handing back the same token."""
-        self.site.disruptor.lie(path_regex, Lie(inflate_total, repeat_previous, repeat_token))
+    def lie(self, path_regex: str, inflate_total: int = 0, repeat_previous: int = 0, repeat_token: bool = False,
+            restart: bool = False) -> None:
+        """Make paged answers on matching paths lie (C13), on every paged shape: inflated totals with empty pages
+        past the end, pages that repeat records of the previous page, pages that ignore the cursor and start
+        over (`restart`), or /search/jql handing back the same token."""
+        self.site.disruptor.lie(path_regex, Lie(inflate_total, repeat_previous, repeat_token, restart))
 
     def clear_disruptions(self) -> None:
         self.site.disruptor.clear()
