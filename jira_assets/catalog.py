@@ -127,6 +127,9 @@ class JiraObject:
 
 
 ID_NAME = (C("id"), C("name"), C("description"))
+# one-request endpoints answering a bare array or a single object
+ARRAY = SinglePage(expect="array")
+OBJECT = SinglePage(expect="object")
 
 
 def _label_row(value: Any) -> dict:
@@ -154,11 +157,11 @@ OBJECTS: tuple[JiraObject, ...] = (
         "embedded changelog and the raw `fields` JSON.",
     ),
     JiraObject(
-        "issue_events", "Issue Events", f"{API}/events", SinglePage(), ("id",),
+        "issue_events", "Issue Events", f"{API}/events", ARRAY, ("id",),
         (C("id", INT), C("name")), scopes=(MANAGE_CONFIG,), permission=ADMINISTER,
     ),
     JiraObject(
-        "issue_fields", "Issue Fields", f"{API}/field", SinglePage(), ("id",),
+        "issue_fields", "Issue Fields", f"{API}/field", ARRAY, ("id",),
         (C("id"), C("key"), C("name"), C("custom", BOOL), C("orderable", BOOL), C("navigable", BOOL),
          C("searchable", BOOL), C("schema_type", STR, "schema.type"), C("schema_items", STR, "schema.items"),
          C("schema_custom", STR, "schema.custom"), C("schema_custom_id", INT, "schema.customId"),
@@ -193,7 +196,7 @@ OBJECTS: tuple[JiraObject, ...] = (
         scopes=(MANAGE_PROJECT,), permission=ADMINISTER,
     ),
     JiraObject(
-        "issue_types", "Issue Type", f"{API}/issuetype", SinglePage(), ("id",),
+        "issue_types", "Issue Type", f"{API}/issuetype", ARRAY, ("id",),
         (*ID_NAME, C("subtask", BOOL), C("hierarchy_level", INT, "hierarchyLevel"), C("scope", JSON)),
     ),
     JiraObject(
@@ -206,18 +209,18 @@ OBJECTS: tuple[JiraObject, ...] = (
         ("id",), ID_NAME, scopes=(MANAGE_CONFIG,), permission=ADMINISTER,
     ),
     JiraObject(
-        "jira_settings", "Jira Settings", f"{API}/application-properties", SinglePage(), ("id",),
+        "jira_settings", "Jira Settings", f"{API}/application-properties", ARRAY, ("id",),
         (C("id"), C("key"), C("value"), C("name"), C("type"), C("default_value", STR, "defaultValue")),
         scopes=(MANAGE_CONFIG,), permission=ADMINISTER,
     ),
     JiraObject(
         "jira_settings_advanced", "Jira Settings Advanced", f"{API}/application-properties/advanced-settings",
-        SinglePage(), ("id",),
+        ARRAY, ("id",),
         (C("id"), C("key"), C("value"), C("name"), C("type"), C("default_value", STR, "defaultValue")),
         scopes=(MANAGE_CONFIG,), permission=ADMINISTER,
     ),
     JiraObject(
-        "jira_settings_global", "Jira Settings Global", f"{API}/configuration", SinglePage(), (),
+        "jira_settings_global", "Jira Settings Global", f"{API}/configuration", OBJECT, (),
         (C("voting_enabled", BOOL, "votingEnabled"), C("watching_enabled", BOOL, "watchingEnabled"),
          C("unassigned_issues_allowed", BOOL, "unassignedIssuesAllowed"),
          C("sub_tasks_enabled", BOOL, "subTasksEnabled"), C("issue_linking_enabled", BOOL, "issueLinkingEnabled"),
@@ -230,7 +233,7 @@ OBJECTS: tuple[JiraObject, ...] = (
         record_transform=_label_row,
     ),
     JiraObject(
-        "myself", "Myself", f"{API}/myself", SinglePage(), ("account_id",),
+        "myself", "Myself", f"{API}/myself", OBJECT, ("account_id",),
         (C("account_id", STR, "accountId"), C("account_type", STR, "accountType"),
          C("display_name", STR, "displayName"), C("email_address", STR, "emailAddress"),
          C("time_zone", STR, "timeZone"), C("locale"), C("active", BOOL)),
@@ -250,15 +253,15 @@ OBJECTS: tuple[JiraObject, ...] = (
         params={"expand": "description,lead,issueTypes,url,insight"},
     ),
     JiraObject(
-        "project_categories", "Project Category", f"{API}/projectCategory", SinglePage(), ("id",), ID_NAME,
+        "project_categories", "Project Category", f"{API}/projectCategory", ARRAY, ("id",), ID_NAME,
     ),
     JiraObject(
-        "project_types", "Project Type", f"{API}/project/type", SinglePage(), ("key",),
+        "project_types", "Project Type", f"{API}/project/type", ARRAY, ("key",),
         (C("key"), C("formatted_key", STR, "formattedKey"), C("description_i18n_key", STR, "descriptionI18nKey"),
          C("color")),
     ),
     JiraObject(
-        "server_info", "Server Info", f"{API}/serverInfo", SinglePage(), (),
+        "server_info", "Server Info", f"{API}/serverInfo", OBJECT, (),
         (C("base_url", STR, "baseUrl"), C("version"), C("deployment_type", STR, "deploymentType"),
          C("build_number", INT, "buildNumber"), C("server_time", TS, "serverTime"),
          C("server_time_zone", STR, "serverTimeZone"), C("server_title", STR, "serverTitle")),
@@ -294,12 +297,12 @@ OBJECTS: tuple[JiraObject, ...] = (
         description="Which workflow scheme each company-managed project uses (projectId repeated, ≤100 a call).",
     ),
     JiraObject(
-        "workflow_statuses", "Workflow Status", f"{API}/status", SinglePage(), ("id",),
+        "workflow_statuses", "Workflow Status", f"{API}/status", ARRAY, ("id",),
         (*ID_NAME, C("status_category_id", INT, "statusCategory.id"),
          C("status_category_key", STR, "statusCategory.key")),
     ),
     JiraObject(
-        "workflow_status_categories", "Workflow Status Category", f"{API}/statuscategory", SinglePage(),
+        "workflow_status_categories", "Workflow Status Category", f"{API}/statuscategory", ARRAY,
         ("id",), (C("id", INT), C("key"), C("name"), C("color_name", STR, "colorName")),
     ),
     # ---- beyond AppFlow -------------------------------------------------------------------------------

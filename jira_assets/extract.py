@@ -19,15 +19,16 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from jira_assets.arrow import RecordConverter, to_epoch_ms
-from jira_assets.catalog import JiraObject
+from jira_assets.catalog import ARRAY, JiraObject
 from jira_assets.issue_schema import issue_converter
-from jira_assets.jira.errors import JiraError
+from jira_assets.jira.errors import JiraError, JiraProtocolError
 from jira_assets.jira.paging import PageBean, SinglePage, StartAtTotal, TokenPages
 from jira_assets.parquet.stream import RecordBatchStream
 
 log = logging.getLogger(__name__)
 
 API = "/rest/api/2"
+PERMISSION_MAP = SinglePage("permissions", map_key_field="key")  # {"permissions": {KEY: {...}, ...}}
 CHILD_READ_BATCH = 1_000  # issues read back at a time by the child tables
 CHILD_PAGE_ROWS = 2_000  # child rows per Arrow batch
 
@@ -244,11 +245,10 @@ def _permissions(run: _Run) -> RecordBatchStream:
     converter = RecordConverter(run.obj.columns)
 
     def pages() -> Iterator[list]:
-        keys = sorted((run.client.get_json(f"{API}/permissions") or {}).get("permissions", {}))
+        keys = sorted(row["key"] for row in run.client.records(f"{API}/permissions", PERMISSION_MAP))
         for start in range(0, len(keys), 50):  # keep the query string short
             chunk = keys[start : start + 50]
-            answer = run.client.get_json(run.obj.path, params={"permissions": ",".join(chunk)}) or {}
-            yield list((answer.get("permissions") or {}).values())
+            yield run.client.records(run.obj.path, PERMISSION_MAP, params={"permissions": ",".join(chunk)})
 
     return _stream(run, converter, pages())
 
@@ -304,7 +304,7 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
         converter = issue_converter(fields, dropped=policy.dropped, masked=policy.masked_columns,
                                     renames=dict(policy.renames))
     else:
-        fields = run.client.get_json(f"{API}/field") or []
+        fields = run.client.records(f"{API}/field", ARRAY)
         converter = issue_converter(fields)
     seen: set[int] = set()  # overlap and sub-windows can return an issue twice; keep one row
     lock = threading.Lock()
@@ -325,11 +325,11 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
         for page in interleave([lambda s=s: search(s) for s in subs], workers=len(subs)):
             kept = []
             for issue in page:
+                issue_id = _issue_id(issue)
                 updated = (issue.get("fields") or {}).get("updated")
                 if updated is not None and not _in_window(updated, window):
                     run.count("issues_outside_window")
                     continue
-                issue_id = int(issue["id"])
                 with lock:
                     if issue_id in seen:
                         run.count("duplicate_issues_dropped")
@@ -342,6 +342,17 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
 
 
 # ---- children of issues, completed from their own endpoints only where Jira truncated them (C06) ----
+
+
+def _issue_id(issue: Any) -> int:
+    """An issue of a search page must carry a numeric id: it is the key of every row built from it."""
+    value = issue.get("id") if isinstance(issue, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    found = "an issue with no id" if value is None else f"an issue whose id is {type(value).__name__} {value!r:.40}"
+    raise JiraProtocolError(f"{found} on a search page", endpoint=f"POST {API}/search/jql")
 
 
 def _issue_rows(upstream: Optional[ds.Dataset], column: str) -> Iterator[tuple[str, Any]]:

@@ -163,6 +163,14 @@ def _token_store_is_a_folder(sim: Simulator, env: dict, tmp: Path) -> dict:
     return {"JIRA_TOKEN_STORE": str(tmp / "tokens-dir")}
 
 
+def _token_file(content: str) -> Callable[[Simulator, dict, Path], dict]:
+    def setup(sim: Simulator, env: dict, tmp: Path) -> dict:
+        (tmp / "odd-tokens.json").write_text(content)
+        return {"JIRA_TOKEN_STORE": str(tmp / "odd-tokens.json")}
+
+    return setup
+
+
 def _scripted(path: str, *entries: Any) -> Callable[[Simulator, dict, Path], dict]:
     def setup(sim: Simulator, env: dict, tmp: Path) -> dict:
         sim.script(path, list(entries) * 40)  # persistent: every retry gets it too
@@ -201,6 +209,17 @@ RUN_CASES = {
                                 setup=_corrupt_token_store),
     "token-store-is-a-folder": Case(needles=("tokens-dir", "JIRA_TOKEN_STORE"),
                                     setup=_token_store_is_a_folder),
+    "token-store-not-an-object": Case(needles=("odd-tokens.json", "not a valid token file", "an array"),
+                                      setup=_token_file("[]")),
+    "token-store-of-the-wrong-types": Case(needles=("odd-tokens.json", "refresh_token is a number"),
+                                           setup=_token_file('{"access_token": "a", "refresh_token": 12345, '
+                                                             '"expires_at": 0}')),
+    "token-endpoint-answers-a-web-page": Case(needles=("token endpoint", "not JSON", "JIRA_AUTH_BASE_URL"),
+                                              setup=_scripted(r"/oauth/token$", LOGIN_PAGE)),
+    "token-endpoint-expiry-not-a-number": Case(
+        needles=("token endpoint", "expires_in", "JIRA_AUTH_BASE_URL"),
+        setup=_scripted(r"/oauth/token$", (200, {}, {"access_token": "at", "refresh_token": "rt",
+                                                     "token_type": "Bearer", "expires_in": "soon"}))),
     "token-store-unsupported-scheme": Case({"JIRA_TOKEN_STORE": "gs://bucket/tokens.json"},
                                            ("gs://bucket/tokens.json", "token store")),
     # API-token auth
@@ -243,6 +262,25 @@ RUN_CASES = {
                                   setup=_scripted(r"/project/search$", (200, {}, {"message": "hello"}))),
     "json-list-instead-of-page": Case(needles=("project/search", "expected an object"), bystander=BYSTANDER,
                                       setup=_scripted(r"/project/search$", (200, {}, [1, 2, 3]))),
+    "empty-200-for-a-bare-array": Case(needles=("/status", "empty answer"), names=("workflow_statuses",),
+                                       bystander=BYSTANDER, setup=_scripted(r"/status$", (200, {}, b""))),
+    "error-object-200-for-a-keyed-list": Case(
+        needles=("issueLinkType", "error object", "Internal error"), names=("issue_link_types",),
+        bystander=BYSTANDER, setup=_scripted(r"/issueLinkType$", (200, {}, {"errorMessages": ["Internal error"],
+                                                                             "errors": {}}))),
+    "error-object-200-for-a-bare-array": Case(
+        needles=("projectCategory", "error object", "Something broke"), names=("project_categories",),
+        bystander=BYSTANDER, setup=_scripted(r"/projectCategory$", (200, {}, {"errorMessages": ["Something broke"]}))),
+    "array-instead-of-an-object": Case(needles=("serverInfo", "expected a JSON object"), names=("server_info",),
+                                       bystander=BYSTANDER, setup=_scripted(r"/serverInfo$", (200, {}, [1, 2]))),
+    "empty-200-for-a-map": Case(needles=("mypermissions", "empty answer"), names=("permissions",),
+                                bystander=BYSTANDER, setup=_scripted(r"/mypermissions$", (200, {}, b""))),
+    "issue-without-an-id": Case(needles=("search/jql", "an issue with no id"), names=("issues",),
+                                partition=YESTERDAY,
+                                setup=_scripted(r"/search/jql$", (200, {}, {"issues": [None], "isLast": True}))),
+    "issue-id-not-a-number": Case(needles=("search/jql", "id is str 'abc'"), names=("issues",), partition=YESTERDAY,
+                                  setup=_scripted(r"/search/jql$", (200, {}, {"issues": [{"id": "abc"}],
+                                                                              "isLast": True}))),
     "rate-limited-for-an-hour": Case(needles=("project/search", "429", "3600"), bystander=BYSTANDER,
                                      setup=_scripted(r"/project/search$", (429, {"Retry-After": "3600"}))),
 }
@@ -268,6 +306,33 @@ def test_a_run_time_mistake_fails_its_asset_in_one_line_and_spares_the_others(ca
 
         landed = stored(lake(env), get(spec.bystander), TODAY)
         assert landed.num_rows == len(site.truth.records(spec.bystander))
+
+
+BAD_ANSWERS_FOR_A_GOOD_PARTITION = {
+    "issue_types": (r"/issuetype$", (200, {}, b"")),
+    "issue_link_types": (r"/issueLinkType$", (200, {}, {"errorMessages": ["Internal error"]})),
+    "projects": (r"/project/search$", (200, {}, {"errorMessages": ["Internal error"], "errors": {}})),
+    "users": (r"/users/search$", (200, {}, {"errorMessages": ["Internal error"]})),
+    "myself": (r"/myself$", (200, {}, [])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ANSWERS_FOR_A_GOOD_PARTITION))
+def test_an_empty_or_error_shaped_answer_never_replaces_a_good_partition(name, site, env):
+    """A 200 that carries no data (an empty body, Jira's error object, the wrong shape) once landed as zero
+    rows over yesterday's good capture of today; it must fail and leave the stored rows as they were."""
+    from jira_assets.catalog import get
+
+    path, answer = BAD_ANSWERS_FOR_A_GOOD_PARTITION[name]
+    with environment(env):
+        assert not failures(materialize([name], TODAY))
+        before = stored(lake(env), get(name), TODAY)
+        assert before.num_rows > 0
+        site.script(path, [answer] * 40)
+        failed = failures(materialize([name], TODAY))
+    assert set(failed) == {name}
+    assert_one_clear_line(failed[name], name)
+    assert stored(lake(env), get(name), TODAY).equals(before)
 
 
 def test_an_expired_refresh_token_says_to_log_in_again(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from jira_assets.jira.errors import (
     JiraServerError,
 )
 from jira_assets.issue_schema import issue_converter
+from jira_assets.jira.redact import redact
 from jira_assets.parquet.stream import RecordBatchStream
 from jira_assets.scope import ScopeError
 
@@ -84,12 +85,16 @@ def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> d
     """One clear line naming the object and the cause; permanent causes are not retried.
 
     On the last attempt even a transient cause is raised as not retryable: Dagster would otherwise end the
-    step with "Exceeded max_retries" and leave the cause to the error's chain."""
+    step with "Exceeded max_retries" and leave the cause to the error's chain. An exception of no known kind
+    (an answer of a shape nothing expected, a token store holding the wrong types) is named with its type and
+    not retried: another attempt would read the same answer or the same file."""
     if isinstance(exc, JiraScopeError) and obj.scopes and not any(s in str(exc) for s in obj.scopes):
         exc = JiraScopeError(f"{obj.name} needs the OAuth scope {', '.join(obj.scopes)}",
                              endpoint=exc.endpoint, status=exc.status, messages=exc.messages, hint=exc.hint)
+    known = isinstance(exc, PERMANENT_ERRORS + TRANSIENT_ERRORS)
+    cause = str(exc) if known else f"unexpected {type(exc).__name__}: {redact(str(exc))[:300]}"
     return dg.Failure(
-        description=f"{obj.name}: {exc}",
+        description=f"{obj.name}: {cause}",
         metadata={"jira/error": type(exc).__name__, "jira/endpoint": obj.path},
         allow_retries=isinstance(exc, TRANSIENT_ERRORS) and not last_attempt,
     )
@@ -102,7 +107,9 @@ def failing_clearly(obj: JiraObject, stream: RecordBatchStream,
     def batches():
         try:
             yield from stream
-        except PERMANENT_ERRORS as exc:
+        except dg.Failure:
+            raise
+        except Exception as exc:
             raise as_failure(obj, exc, last_attempt) from exc
 
     return RecordBatchStream(stream.schema, batches(), metadata=stream.metadata)
@@ -161,7 +168,9 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
                                          f"{exc}",
                              metadata={"problems": [f"{name}: {message}" for name, message in exc.problems]},
                              allow_retries=False) from exc
-        except PERMANENT_ERRORS as exc:
+        except dg.Failure:
+            raise
+        except Exception as exc:
             raise as_failure(obj, exc, last_attempt) from exc
         return failing_clearly(obj, stream, last_attempt)
 

@@ -170,9 +170,13 @@ class _TokenEndpoint:
         """Compliance hook: turn any non-2xx answer of the token endpoint into a typed error before oauthlib
         parses it (its own errors would quote the response)."""
         status = response.status_code
-        if 200 <= status < 300:
-            return response
         endpoint = "POST /oauth/token"
+        if 200 <= status < 300:
+            problem = _unusable_token_answer(response)
+            if problem:  # a proxy's page or a wrong JIRA_AUTH_BASE_URL; retrying would not change it
+                raise JiraAuthError(f"the token endpoint answered {status} with {problem}", endpoint=endpoint,
+                                    status=status, hint="check JIRA_AUTH_BASE_URL")
+            return response
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -194,6 +198,26 @@ class _TokenEndpoint:
                 messages=messages, hint="check JIRA_CLIENT_ID / JIRA_CLIENT_SECRET",
             )
         raise JiraAuthError(endpoint=endpoint, status=status, messages=messages)
+
+
+def _unusable_token_answer(response: requests.Response) -> str | None:
+    """What is wrong with a 2xx token answer, or None. Only types are named, never values (secrets)."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
+        return f"a body that is not JSON ({kind}, {len(response.content)} bytes)"
+    if not isinstance(body, dict):
+        return f"JSON that is not an object ({type(body).__name__})"
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        return "no access_token string"
+    if body.get("refresh_token") is not None and not isinstance(body["refresh_token"], str):
+        return "a refresh_token that is not a string"
+    expires_in = body.get("expires_in")
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))):
+        if not (isinstance(expires_in, str) and expires_in.isdigit()):
+            return "an expires_in that is not a number of seconds"
+    return None
 
 
 def _token_set(token: Mapping[str, Any], now: float, previous: TokenSet | None) -> TokenSet:

@@ -225,6 +225,11 @@ class JiraClient:
 
         yield from paging.pages(fetch, path, params, body)
 
+    def records(self, path: str, paging: Paging, params: dict[str, Any] | None = None, **context: Any) -> Records:
+        """Every record of a small answer, checked for its shape by ``paging`` (an empty or error answer is a
+        protocol error, never an empty list)."""
+        return [record for page in self.iter_pages(path, paging, params=params, **context) for record in page]
+
     def iter_chunked(
         self,
         path: str,

@@ -101,26 +101,57 @@ class _SeenIds:
 class SinglePage:
     """One request. A bare array, ``payload[record_key]`` (a keyed list), a single object -> ``[obj]``, or
     with ``map_key_field`` a map ``{key: {...}}`` -> one row per key with the key stored under
-    ``map_key_field``."""
+    ``map_key_field``. ``expect`` ("array" or "object") says which shape the endpoint answers, so that an
+    answer of another shape (an error object with status 200, an empty body) is a protocol error, never rows
+    that replace a good partition (C11)."""
 
     record_key: str | None = None
     map_key_field: str | None = None
     method: str | None = None
+    expect: str | None = None
 
     def pages(self, fetch: Fetch, path: str, params: dict[str, Any] | None, body: Any) -> Iterator[Records]:
         payload = fetch(self.method or _method(body), path, params, body)
-        if self.record_key is not None and isinstance(payload, dict):
-            payload = payload.get(self.record_key, [])
+        if payload is None:
+            raise JiraProtocolError("an empty answer where JSON was expected", endpoint=path)
+        complaint = _error_object(payload)
+        if complaint:
+            raise JiraProtocolError(f"an error object instead of data: {complaint}", endpoint=path)
+        if self.record_key is not None and self.map_key_field is not None:
+            if not isinstance(payload, dict) or self.record_key not in payload:
+                raise JiraProtocolError(f"expected {self.record_key!r} in the response", endpoint=path)
+            payload = payload[self.record_key]
+        elif self.record_key is not None:
+            payload = _records(payload, self.record_key, path)
         if self.map_key_field is not None:
             if not isinstance(payload, dict):
                 raise JiraProtocolError(f"expected a map, got {type(payload).__name__}", endpoint=path)
             yield [_map_row(self.map_key_field, key, value) for key, value in payload.items()]
-        elif isinstance(payload, list):
-            yield payload
-        elif payload is None:
-            yield []
-        else:
-            yield [payload]
+            return
+        shape = "array" if isinstance(payload, list) else "object" if isinstance(payload, dict) else None
+        if shape is None or (self.expect and shape != self.expect):
+            raise JiraProtocolError(f"expected a JSON {self.expect or 'array or object'}, got "
+                                    f"{type(payload).__name__}", endpoint=path)
+        yield payload if isinstance(payload, list) else [payload]
+
+
+_ERROR_KEYS = frozenset({"errorMessages", "errors", "warningMessages", "status", "message", "code"})
+
+
+def _error_object(payload: Any) -> str | None:
+    """Jira's error collection (or the gateway's {code, message}) answered with a 2xx status."""
+    if not isinstance(payload, dict) or not payload or not payload.keys() <= _ERROR_KEYS:
+        return None
+    messages = payload.get("errorMessages") or []
+    errors = payload.get("errors") or {}
+    if not (messages or errors or "message" in payload):
+        return None
+    parts = [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
+    if isinstance(errors, dict):
+        parts += [f"{k}: {v}" for k, v in errors.items()]
+    if "message" in payload:
+        parts.append(str(payload["message"]))
+    return "; ".join(parts)[:300] or "no message"
 
 
 def _map_row(key_field: str, key: str, value: Any) -> dict[str, Any]:

@@ -54,9 +54,44 @@ class TokenSet:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TokenSet:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: Any) -> TokenSet:
+        """Raises InvalidTokenFile naming the first field of the wrong type (never its value: a secret)."""
+        if not isinstance(data, dict):
+            raise InvalidTokenFile(f"expected a JSON object, found {_json_type(data)}")
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        for name, allowed in _FIELD_TYPES.items():
+            if name not in values:
+                if name in _REQUIRED:
+                    raise InvalidTokenFile(f"no {name}")
+                continue
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise InvalidTokenFile(f"{name} is {_json_type(value)}")
+        return cls(**values)
+
+
+class InvalidTokenFile(ValueError):
+    """A token store's content is not a token set this product wrote."""
+
+
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "access_token": (str,), "refresh_token": (str, type(None)), "expires_at": _NUMBER, "scope": (str,),
+    "obtained_at": _NUMBER, "refresh_token_issued_at": _NUMBER, "grant_started_at": _NUMBER,
+}
+_REQUIRED = ("access_token", "refresh_token", "expires_at")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+             int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def invalid_store(where: str, exc: Exception) -> ConfigError:
+    detail = str(exc) if isinstance(exc, InvalidTokenFile) else f"not JSON ({type(exc).__name__})"
+    return ConfigError(f"token store {where} is not a valid token file: {detail}; run `jira-assets auth login` "
+                       "to write a new one (or remove it and set JIRA_REFRESH_TOKEN)")
 
 
 class TokenStore(Protocol):
@@ -106,9 +141,7 @@ class FileTokenStore:
         try:
             return TokenSet.from_json(json.loads(raw))
         except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"token store {self.path} is not a valid token file ({type(exc).__name__})"
-            ) from None
+            raise invalid_store(str(self.path), exc) from None
 
     def write(self, tokens: TokenSet) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +280,10 @@ class S3TokenStore:
         except self.s3.exceptions.NoSuchKey:
             self._etag, self._cached = None, None
             return None
-        self._cached = TokenSet.from_json(json.loads(response["Body"].read()))
+        try:
+            self._cached = TokenSet.from_json(json.loads(response["Body"].read()))
+        except (ValueError, TypeError) as exc:
+            raise invalid_store(self.describe(), exc) from None
         self._etag = response["ETag"]
         return self._cached
 
