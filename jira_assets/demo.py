@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_HOME = Path(".jira_assets")
 # Dagster's console logger prints every event at DEBUG; the demo shows its own progress instead.
@@ -27,11 +27,25 @@ def register(commands: Any) -> None:
                         help="where the Parquet goes: a folder (default .jira_assets/lake) or s3://bucket/prefix")
     parser.add_argument("--home", default=str(DEFAULT_HOME),
                         help="folder for the Dagster instance and the OAuth token store (default .jira_assets)")
-    parser.add_argument("--issues", type=int, default=400, help="generated issues (default 400)")
-    parser.add_argument("--days", type=int, default=7, help="days of issue history to backfill (default 7)")
+    parser.add_argument("--issues", type=_at_least(1), default=400, help="generated issues (default 400)")
+    parser.add_argument("--days", type=_at_least(0), default=7,
+                        help="days of issue history to backfill before today (default 7)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return value
+
+    return parse
 
 
 # Recorded payloads (real Jira Cloud responses, anonymized) for objects generated issues do not refer to, so
@@ -139,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
     from jira_assets.simulator import Simulator, SimulatorConfig
 
     home = Path(args.home).resolve()
-    lake = args.lake if args.lake.startswith("s3://") else str(Path(args.lake).resolve())
+    from jira_assets.defs.resources import lake_location
+
+    location = lake_location(args.lake, "--lake")
+    lake = location if location.startswith("s3://") else str(Path(location).resolve())
     today = dt.datetime.now(dt.timezone.utc).date()
     days = [(today - dt.timedelta(days=n)).isoformat() for n in range(args.days, -1, -1)]
     home.mkdir(parents=True, exist_ok=True)

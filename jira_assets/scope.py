@@ -80,6 +80,15 @@ class ScopeError(ConfigError):
         return (ScopeError, (self.problems,))
 
 
+def _closes_early(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class ExtractionScope:
     """Which issues (and children) are extracted, and how their fields land."""
@@ -195,6 +204,11 @@ class ExtractionScope:
                                             "itself; remove the ORDER BY clause"))
             elif outside_quotes.count("(") != outside_quotes.count(")"):
                 found.append(("jql_filter", "has unbalanced parentheses; close every '('"))
+            elif _closes_early(outside_quotes):
+                # `a) OR (b` balances, yet once wrapped in the window's `AND (...)` it escapes it: every issue
+                # matching b would be fetched for every partition
+                found.append(("jql_filter", "closes a parenthesis it did not open; the filter must be one "
+                                            "condition, e.g. '(status = Done OR project = DEMO)'"))
             elif text.count('"') % 2 and outside_quotes.count('"') % 2:
                 found.append(("jql_filter", "has an unterminated quoted string; close every '\"'"))
         if self.include_fields and self.exclude_fields:

@@ -72,6 +72,37 @@ def test_a_corrupt_token_file_is_a_config_error_without_its_content(tmp_path):
     assert CANARY_ACCESS not in str(info.value)
 
 
+@pytest.mark.parametrize("content, named", [
+    ("[]", "an array"), ("null", "a JSON object, found null"), ('"hello"', "a string"),
+    ('{"access_token": "%s", "refresh_token": "r", "expires_at": "soon"}' % CANARY_ACCESS,
+     "expires_at is a string"),
+    ('{"access_token": "a", "refresh_token": 12345, "expires_at": 1}', "refresh_token is a number"),
+    ('{"refresh_token": "%s", "expires_at": 1}' % CANARY_REFRESH, "no access_token"),
+])
+def test_a_token_file_of_the_wrong_types_names_the_field_never_the_value(tmp_path, content, named):
+    path = tmp_path / "tokens.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        FileTokenStore(path).read()
+    message = str(info.value)
+    assert named in message and "tokens.json" in message and "auth login" in message
+    assert CANARY_ACCESS not in message and CANARY_REFRESH not in message
+
+
+def test_a_token_store_behind_a_symlink_updates_the_file_it_names_and_locks_beside_it(tmp_path):
+    target = tmp_path / "shared" / "tokens.json"
+    target.parent.mkdir()
+    FileTokenStore(target).write(tokens(1))
+    link = tmp_path / "tokens-link.json"
+    link.symlink_to(target)
+    through_link = FileTokenStore(link)
+    through_link.write(tokens(2))
+    assert link.is_symlink() and FileTokenStore(target).read() == tokens(2)
+    with through_link.lock(timeout=5):
+        assert (target.parent / "tokens.json.lock").exists()
+        assert not (tmp_path / "tokens-link.json.lock").exists()
+
+
 def test_the_file_lock_excludes_a_second_holder(tmp_path):
     first, second = FileTokenStore(tmp_path / "t.json"), FileTokenStore(tmp_path / "t.json")
     events: list[str] = []

@@ -88,6 +88,13 @@ LOAD_CASES = {
     "rename-to-a-reserved-column": ({"JIRA_RENAME_FIELDS": "Story Points=id"},
                                     ["JIRA_RENAME_FIELDS", "'id' is reserved"]),
     "scope-file-unknown-setting": ({"JIRA_SCOPE_FILE": "{scope_unknown}"}, ["flavour", "unknown setting"]),
+    "max-in-flight-absurd": ({"JIRA_MAX_IN_FLIGHT": "20000000"}, ["JIRA_MAX_IN_FLIGHT", "more than 64"]),
+    "page-size-absurd": ({"JIRA_ISSUE_PAGE_SIZE": "1000000"}, ["JIRA_ISSUE_PAGE_SIZE", "more than 5000"]),
+    "lake-s3-with-one-slash": ({"JIRA_LAKE": "s3:/my-bucket/lake"}, ["JIRA_LAKE", "s3:/my-bucket/lake",
+                                                                      "s3://bucket/prefix"]),
+    "lake-s3-without-bucket": ({"JIRA_LAKE": "s3:///lake"}, ["JIRA_LAKE", "names no bucket"]),
+    "jql-escaping-its-parentheses": ({"JIRA_JQL_FILTER": "status = Done) OR (project = DEMO"},
+                                     ["JIRA_JQL_FILTER", "closes a parenthesis"]),
 }
 
 
@@ -104,6 +111,15 @@ def test_a_setting_that_cannot_work_stops_the_code_location_in_one_line(case, en
         with pytest.raises(Exception) as error:
             defs()
     assert_one_clear_line(str(error.value), *needles)
+
+
+def test_a_blank_or_padded_lake_setting_means_what_it_says(env, tmp_path):
+    from jira_assets.defs.resources import DEFAULT_LAKE, io_manager_from_env
+
+    with environment({**env, "JIRA_LAKE": ""}):
+        assert io_manager_from_env().base_path == DEFAULT_LAKE  # not the current folder
+    with environment({**env, "JIRA_LAKE": f"  {tmp_path}/lake\n"}):
+        assert io_manager_from_env().base_path == f"{tmp_path}/lake"
 
 
 @pytest.mark.parametrize("value", ["2026-02-30", "last monday", "2026/01/01"])
@@ -333,6 +349,41 @@ def test_an_empty_or_error_shaped_answer_never_replaces_a_good_partition(name, s
     assert set(failed) == {name}
     assert_one_clear_line(failed[name], name)
     assert stored(lake(env), get(name), TODAY).equals(before)
+
+
+def test_a_site_url_holding_a_password_is_refused_without_showing_it(site, env):
+    password = "hunter2secretpw"
+    url = f"https://bob:{password}@acme.atlassian.net"
+    with environment({**env, "JIRA_SITE_URL": url, "JIRA_ALLOW_LOCAL": None}):
+        result = materialize(["projects"], TODAY)
+    failed = failures(result)
+    assert_one_clear_line(failed["projects"], "projects", "user name or password")
+    shown = "".join(str(event) for event in result.all_events)
+    assert password not in shown and password not in failed["projects"]
+
+
+def test_credentials_pasted_with_surrounding_whitespace_still_work(site, env):
+    names = ("JIRA_CLIENT_ID", "JIRA_CLIENT_SECRET", "JIRA_REFRESH_TOKEN", "JIRA_CLOUD_ID")
+    padded = {name: f" {env[name]}\n" for name in names}
+    from jira_assets.catalog import get
+
+    with environment({**env, **padded}):
+        assert not failures(materialize(["projects"], TODAY))
+    assert stored(lake(env), get("projects"), TODAY).num_rows == len(site.truth.records("projects"))
+
+
+def test_a_credential_with_whitespace_inside_is_named_not_shown(site, env):
+    broken = env["JIRA_CLIENT_SECRET"][:10] + " " + env["JIRA_CLIENT_SECRET"][10:]
+    with environment({**env, "JIRA_CLIENT_SECRET": broken}):
+        failed = failures(materialize(["projects"], TODAY))
+    assert_one_clear_line(failed["projects"], "projects", "JIRA_CLIENT_SECRET", "whitespace inside")
+    assert env["JIRA_CLIENT_SECRET"][10:] not in failed["projects"]
+
+
+def test_demo_options_out_of_range_are_refused_by_name():
+    done = subprocess.run([sys.executable, "-m", "jira_assets.cli", "demo", "--days", "-3"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and "--days" in done.stderr and "less than 0" in done.stderr
 
 
 def test_an_expired_refresh_token_says_to_log_in_again(tmp_path, monkeypatch):

@@ -238,3 +238,22 @@ def test_c13_token_pages_that_restart_with_fresh_tokens_stop_after_one_repeated_
     assert [i["id"] for i in issues] == sorted((i["id"] for i in simulator.truth.issues()), key=int)[:10]
     assert requests_to(simulator, "POST /rest/api/2/search/jql") == 2
     assert any("repeated only records already returned" in r.getMessage() for r in caplog.records)
+
+
+def test_empty_token_pages_that_never_end_are_left_after_three(simulator, client, caplog):
+    simulator.script(r"/search/jql$", [(200, {}, {"issues": [], "isLast": False, "nextPageToken": f"tok-{n}"})
+                                       for n in range(50)])
+    with caplog.at_level(logging.WARNING, logger="jira_assets.jira.paging"):
+        issues = collect(client.iter_pages(f"{API}/search/jql", TokenPages("issues", 10, method="POST"),
+                                           body={"jql": "created >= -3650d order by id"}))
+    assert issues == []
+    assert requests_to(simulator, "POST /rest/api/2/search/jql") == 3
+    assert any("3 empty pages in a row" in r.getMessage() for r in caplog.records)
+
+
+def test_a_page_token_that_is_not_a_string_is_a_protocol_error(simulator, client):
+    simulator.script(r"/search/jql$", [(200, {}, {"issues": [{"id": "1"}], "isLast": False,
+                                                  "nextPageToken": ["a"]})])
+    with pytest.raises(JiraProtocolError, match="nextPageToken is list"):
+        collect(client.iter_pages(f"{API}/search/jql", TokenPages("issues", 10, method="POST"),
+                                  body={"jql": "created >= -3650d order by id"}))

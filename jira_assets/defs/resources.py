@@ -6,6 +6,7 @@ values.
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal, Optional
 
 import dagster as dg
@@ -84,17 +85,19 @@ class JiraCloudResource(dg.ConfigurableResource):
         if self.auth_method == "oauth":
             _require(self, "client_id", "client_secret")
             return OAuth3LO(
-                client_id=self.client_id,
-                client_secret=self.client_secret,
-                token_store=token_store_from_url(self.token_store),
-                auth_base_url=self.auth_base_url,
-                initial_refresh_token=self.refresh_token,
+                client_id=_credential(self, "client_id"),
+                client_secret=_credential(self, "client_secret"),
+                token_store=token_store_from_url(self.token_store.strip()),
+                auth_base_url=self.auth_base_url.strip(),
+                initial_refresh_token=_credential(self, "refresh_token"),
             )
         if self.auth_method == "api_token":
             _require(self, "email", "api_token")
-            return ApiToken(self.email, self.api_token, scoped=self.scoped_api_token)
+            return ApiToken(_credential(self, "email"), _credential(self, "api_token"),
+                            scoped=self.scoped_api_token)
         _require(self, "client_id", "client_secret")
-        return ClientCredentials(self.client_id, self.client_secret, auth_base_url=self.auth_base_url)
+        return ClientCredentials(_credential(self, "client_id"), _credential(self, "client_secret"),
+                                 auth_base_url=self.auth_base_url.strip())
 
     def get_client(self) -> JiraClient:
         """One client per process: it holds the in-flight budget and the access token."""
@@ -104,8 +107,8 @@ class JiraCloudResource(dg.ConfigurableResource):
             self._client = JiraClient(
                 self.site_url,
                 self._auth(),
-                api_base_url=self.api_base_url,
-                cloud_id=self.cloud_id,
+                api_base_url=self.api_base_url.strip(),
+                cloud_id=_credential(self, "cloud_id"),
                 retry=RetryPolicy(max_attempts=self.max_attempts),
                 timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
                 max_in_flight=self.max_in_flight,
@@ -143,6 +146,19 @@ class JiraCloudResource(dg.ConfigurableResource):
             jql_filter=scope.jql_filter if scope else self.jql_filter,
             policy=self.field_policy() if scope else None,
         )
+
+
+def _credential(resource: JiraCloudResource, name: str) -> Optional[str]:
+    """A credential or id without the whitespace a copy and paste adds around it (a trailing newline from a
+    file or `echo`); whitespace inside one cannot be right and is named (never the value: a secret)."""
+    value = getattr(resource, name)
+    if value is None:
+        return None
+    value = value.strip()
+    if any(char.isspace() for char in value):
+        raise ConfigError(f"JIRA_{name.upper()} has whitespace inside it; set it again from the original "
+                          "value")
+    return value or None
 
 
 def _require(resource: JiraCloudResource, *names: str) -> None:
@@ -218,6 +234,11 @@ def _flag(var: str) -> bool:
     return value in ("1", "true", "yes")
 
 
+# Beyond these a value is a typo, and a harmful one (a pool of millions of connections, thousands of threads).
+_INT_MAXIMA = {"JIRA_MAX_IN_FLIGHT": 64, "JIRA_WINDOW_SPLITS": 64, "JIRA_CHILD_WORKERS": 64,
+               "JIRA_ISSUE_PAGE_SIZE": 5000}
+
+
 def _positive_int(var: str) -> int:
     value = os.environ[var]
     try:
@@ -226,6 +247,9 @@ def _positive_int(var: str) -> int:
         raise ConfigError(f"{var}={value!r} is not a whole number") from None
     if number < 1:
         raise ConfigError(f"{var}={value!r} must be at least 1")
+    maximum = _INT_MAXIMA.get(var)
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{var}={value!r} is more than {maximum}, the most that makes sense here")
     return number
 
 
@@ -273,8 +297,27 @@ def jira_run_config(resource: JiraCloudResource, resource_key: str = "jira", **o
     return {"resources": {resource_key: {"config": config}}}
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: `C:` would be a drive
+
+
+def lake_location(value: str, setting: str = "JIRA_LAKE") -> str:
+    """Where the Parquet goes: a local folder or s3://bucket/prefix (unset or blank: the default folder).
+    Anything that looks like a URL but is not one of those is refused, or a typo (`s3:/bucket`) would become
+    a local folder of that name."""
+    location = value.strip()
+    if not location:
+        return DEFAULT_LAKE
+    if location.startswith("s3://"):
+        if not location[5:].split("/")[0]:
+            raise ConfigError(f"{setting}={value!r} names no bucket; use s3://bucket/prefix")
+        return location
+    if _SCHEME.match(location) and not location.startswith("file://"):
+        raise ConfigError(f"{setting}={value!r} is neither a local folder nor s3://bucket/prefix")
+    return location
+
+
 def io_manager_from_env() -> ParquetIOManager:
-    kwargs: dict = {"base_path": os.environ.get("JIRA_LAKE", DEFAULT_LAKE)}
+    kwargs: dict = {"base_path": lake_location(os.environ.get("JIRA_LAKE", ""))}
     for field, var in {"s3_endpoint_url": "JIRA_S3_ENDPOINT_URL", "s3_region": "AWS_REGION",
                        "sse_kms_key_id": "JIRA_S3_KMS_KEY_ID", "compression": "JIRA_PARQUET_COMPRESSION",
                        # optional AWS Glue Data Catalog registration (off unless a database is named)
@@ -293,9 +336,6 @@ def io_manager_from_env() -> ParquetIOManager:
         if not available:
             raise ConfigError(f"JIRA_PARQUET_COMPRESSION={compression!r} is not a Parquet codec here; use zstd, "
                               "snappy, gzip, brotli, lz4 or none")
-    base = kwargs["base_path"]
-    if ("://" in base and not base.startswith(("s3://", "file://"))) or base.rstrip("/") == "s3:/":
-        raise ConfigError(f"JIRA_LAKE={base!r} is neither a local folder nor s3://bucket/prefix")
     if kwargs.get("glue_database") and not kwargs["base_path"].startswith("s3://"):
         raise ConfigError(f"JIRA_GLUE_DATABASE is set but JIRA_LAKE ({kwargs['base_path']}) is not an s3:// "
                           "location; Glue tables need S3: set JIRA_LAKE=s3://bucket/prefix or unset "

@@ -34,7 +34,7 @@ from .errors import (
     JiraServerError,
     messages_from_body,
 )
-from .redact import install_log_redaction, redact, register_secret
+from .redact import install_log_redaction, redact, register_secret, without_userinfo
 from .token_store import LockTimeout, TokenSet, TokenStore
 
 ATLASSIAN_AUTH_URL = "https://auth.atlassian.com"
@@ -101,14 +101,17 @@ class _TokenEndpoint:
         register_secret(client_secret)
         self.client_id = client_id
         self.client_secret = client_secret
-        self.auth_base_url = auth_base_url.rstrip("/")
+        self.auth_base_url = auth_base_url.strip().rstrip("/")
+        if without_userinfo(self.auth_base_url) != redact(self.auth_base_url):
+            raise ConfigError(f"auth_base_url {without_userinfo(auth_base_url)!r} holds a user name or "
+                              "password; remove it")
         parsed = urlparse(self.auth_base_url)
         local = parsed.scheme == "http" and is_loopback(self.auth_base_url)
         if not parsed.netloc or not (parsed.scheme == "https" or local):
             # the client secret and refresh tokens travel to it: https only (oauthlib's own check can be off
             # process-wide once a local simulator was used, so it is not relied on)
-            raise ConfigError(f"auth_base_url {auth_base_url!r} must be an https:// origin such as "
-                              f"{ATLASSIAN_AUTH_URL} (plain http only on 127.0.0.1/localhost)")
+            raise ConfigError(f"auth_base_url {without_userinfo(auth_base_url)!r} must be an https:// origin "
+                              f"such as {ATLASSIAN_AUTH_URL} (plain http only on 127.0.0.1/localhost)")
         self.token_url = f"{self.auth_base_url}/oauth/token"
         self.timeout = timeout
         _allow_plain_http_on_loopback(self.token_url)

@@ -35,7 +35,7 @@ from .errors import (
     messages_from_body,
 )
 from .paging import Paging, Records, SinglePage
-from .redact import redact
+from .redact import redact, without_userinfo
 from .retry import RetryPolicy, RetryStats, StatsCounter, ThrottleGate, process_throttle_gate
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ RETRYABLE_TRANSPORT_ERRORS = (
 def validate_site_url(site_url: str, allow_local: bool) -> str:
     """``https://<name>.atlassian.net`` (or a loopback URL when ``allow_local``), without a trailing slash."""
     url = (site_url or "").strip().rstrip("/")
+    _refuse_userinfo("site_url", url)
     if SITE_URL.match(url.lower()):
         return url.lower()
     if allow_local and _is_local_http(url):
@@ -76,17 +77,27 @@ def validate_site_url(site_url: str, allow_local: bool) -> str:
         allowed += " or http(s)://127.0.0.1|localhost[:port]"
     elif _is_local_http(url):
         allowed += " (a local simulator needs JIRA_ALLOW_LOCAL=1)"
-    raise ConfigError(f"site_url {site_url!r} is not a Jira Cloud site URL; expected {allowed}")
+    raise ConfigError(f"site_url {without_userinfo(site_url)!r} is not a Jira Cloud site URL; "
+                      f"expected {allowed}")
 
 
 def _validate_api_base_url(api_base_url: str, allow_local: bool) -> str:
     url = (api_base_url or "").strip().rstrip("/")
+    _refuse_userinfo("api_base_url", url)
     parsed = urlparse(url)
     if parsed.scheme == "https" and parsed.netloc and not parsed.path:
         return url
     if allow_local and _is_local_http(url):
         return url
-    raise ConfigError(f"api_base_url {api_base_url!r} must be an https:// origin such as {ATLASSIAN_API_URL}")
+    raise ConfigError(f"api_base_url {without_userinfo(api_base_url)!r} must be an https:// origin such as "
+                      f"{ATLASSIAN_API_URL}")
+
+
+def _refuse_userinfo(setting: str, url: str) -> None:
+    """Credentials belong in their own settings: in a URL they would be sent and shown wherever it goes."""
+    if without_userinfo(url) != redact(url):
+        raise ConfigError(f"{setting} {without_userinfo(url)!r} holds a user name or password; remove it and "
+                          "use the credential settings (JIRA_CLIENT_SECRET, JIRA_API_TOKEN)")
 
 
 def _is_local_http(url: str) -> bool:

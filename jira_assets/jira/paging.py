@@ -268,6 +268,11 @@ class OffsetLimit:
                 return
 
 
+# Jira may hand out a page with fewer issues than asked, even none, before the end; three empty ones in a row
+# with fresh tokens are a server that never ends.
+EMPTY_TOKEN_PAGES = 3
+
+
 @dataclass(frozen=True)
 class TokenPages:
     """``nextPageToken`` pages (``/search/jql``, ``/changelog/bulkfetch``). Stops on ``isLast`` or a
@@ -282,7 +287,7 @@ class TokenPages:
         seen = _SeenIds(self.id_field, path)
         seen_tokens: set[str] = set()
         token: str | None = None
-        page_number = 0
+        page_number = empty_pages = 0
         while True:
             if self.method == "POST":
                 page_body = {**(body or {}), "maxResults": self.max_results}
@@ -303,6 +308,13 @@ class TokenPages:
             token = payload.get("nextPageToken")
             if payload.get("isLast") is True or not token:
                 return
+            empty_pages = 0 if records else empty_pages + 1
+            if empty_pages >= EMPTY_TOKEN_PAGES:  # fresh tokens, nothing on them: a server that never ends
+                log.warning("%s: %d empty pages in a row that are not the last; stopping", path, empty_pages)
+                return
+            if not isinstance(token, str):
+                raise JiraProtocolError(f"nextPageToken is {type(token).__name__}, not a string",
+                                        endpoint=f"{self.method} {path}")
             if token in seen_tokens:
                 raise JiraProtocolError(
                     "nextPageToken repeated an earlier token; stopping instead of looping",
@@ -325,12 +337,21 @@ class NextPageUrl:
         seen = _SeenIds(self.id_field, path, repeats_expected=True)
         seen_urls: set[str] = set()
         target, target_params = path, params
+        empty_pages = 0
         while True:
             payload = fetch("GET", target, target_params, None)
-            yield seen.new_only(_records(payload, self.values_key, path))
+            records = _records(payload, self.values_key, path)
+            yield seen.new_only(records)
             next_url = payload.get("nextPage")
             if payload.get("lastPage") is True or not next_url:
                 return
+            empty_pages = 0 if records else empty_pages + 1
+            if empty_pages >= EMPTY_TOKEN_PAGES:
+                log.warning("%s: %d empty pages in a row that are not the last; stopping", path, empty_pages)
+                return
+            if not isinstance(next_url, str):
+                raise JiraProtocolError(f"nextPage is {type(next_url).__name__}, not a URL",
+                                        endpoint=f"GET {path}")
             if next_url in seen_urls:
                 raise JiraProtocolError("nextPage repeated an earlier URL; stopping instead of looping",
                                         endpoint=f"GET {path}")

@@ -39,6 +39,14 @@ def redact(text: str) -> str:
     return text
 
 
+def without_userinfo(url: str) -> str:
+    """A URL fit for an error message: a `user:password@` part is replaced, whatever else is wrong with it."""
+    return _USERINFO.sub(lambda m: m.group(1) + "<credentials>@", redact(url or ""))
+
+
+_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -123,7 +123,9 @@ class FileTokenStore:
     ``.lock`` file (filelock) that serialises refreshes of every process on this machine."""
 
     def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 120.0) -> None:
-        self.path = Path(path).expanduser()
+        # through a symlink to the file it names: replacing the link itself would leave the target (what other
+        # readers use) with a spent refresh token, and put the lock beside the link instead of the file
+        self.path = Path(os.path.realpath(Path(path).expanduser()))
         self.lock_timeout = lock_timeout
 
     def describe(self) -> str:
