@@ -42,6 +42,18 @@ def test_python_m_prints_one_json_line_serves_and_stops_on_sigterm():
         assert stop(process) == 0
 
 
+@pytest.mark.parametrize("option, value, named", [
+    ("--fault-rate", "2", "fault_rate must be between 0 and 1"), ("--rate-limit", "-1", "rate_limit_rps"),
+    ("--latency-ms", "-100", "latency_ms"), ("--time-zone", "Mars/Base", "'Mars/Base' is not an IANA time zone"),
+    ("--days", "0", "days must be >= 1"),
+])
+def test_simulator_options_that_cannot_work_are_refused_in_one_line(option, value, named):
+    done = subprocess.run([sys.executable, "-m", "jira_assets.cli", "simulate", option, value], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and done.stdout == ""
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 def test_jira_assets_simulate_with_tls_is_trusted_through_the_ca_file():
     process, info = start("-m", "jira_assets.cli", "simulate", "--tls", "--issues", "3")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional, Sequence, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: Fault kinds the injector knows (see faults.py for what each one sends).
 ALL_FAULT_KINDS = (
@@ -96,3 +97,16 @@ class SimulatorConfig:
             raise ValueError("render_cache_mb must be >= 0")
         if self.issues < 0:
             raise ValueError("issues must be >= 0")
+        if not 0 <= self.fault_rate <= 1:
+            raise ValueError(f"fault_rate must be between 0 and 1: {self.fault_rate}")
+        for name in ("latency_ms", "jitter_ms", "rate_limit_rps", "max_in_flight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0: {getattr(self, name)}")
+        if self.days < 1:
+            raise ValueError("days must be >= 1")
+        for name in ("time_zone", "non_admin_time_zone", "server_time_zone"):
+            try:
+                ZoneInfo(getattr(self, name))
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not an IANA time zone such as "
+                                 "America/Los_Angeles") from None
