@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +88,14 @@ class Deployment:
 
     def start_daemon(self) -> Service:
         return self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """The deploy step `dagster instance concurrency set <pool> <limit>` (deploy/README.md). Left to the
+        default limit, a pool is created by the first steps that use it, and Dagster 1.13 counts-then-inserts
+        its slot rows: steps of several runs starting together can create the slots twice."""
+        done = subprocess.run([str(BIN / "dagster"), "instance", "concurrency", "set", pool, str(limit)],
+                              env=self.env, cwd=str(REPO), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
 
     def stop(self, keep_logs: bool = False) -> None:
         for service in reversed(self.services):
@@ -217,12 +226,25 @@ def intervals_overlap_max(intervals: Iterable[tuple[float, float]]) -> int:
     return peak
 
 
+def busiest_moment(steps: Iterable[tuple]) -> list[tuple]:
+    """The step attempts open together at the moment most are open (what a pool-limit failure shows)."""
+    steps = list(steps)
+    best: list[tuple] = []
+    for candidate in steps:
+        at = candidate[0]
+        open_then = [s[2:4] for s in steps if s[0] <= at < s[1]]
+        if len(open_then) > len(best):
+            best = open_then
+    return best
+
+
 def run_intervals(runs: Iterable[Any]) -> list[tuple[float, float]]:
     return [(r.start_time, r.end_time) for r in runs if r.start_time and r.end_time]
 
 
 def step_intervals(deployment: Deployment, records: Iterable[Any], step_filter=lambda key: True) -> list[tuple]:
-    """(start, end, step key, run id, pid) of every step, from STEP_START and STEP_SUCCESS/FAILURE events."""
+    """(start, end, step key, run id, pid) of every attempt of every step: STEP_START or STEP_RESTARTED to
+    STEP_SUCCESS, STEP_FAILURE or STEP_UP_FOR_RETRY (a step waiting to be retried holds no pool slot)."""
     out = []
     for run in (r.dagster_run for r in records):
         starts: dict[str, tuple[float, Optional[int]]] = {}
@@ -230,9 +252,10 @@ def step_intervals(deployment: Deployment, records: Iterable[Any], step_filter=l
             event = record.dagster_event
             if event is None or not event.step_key or not step_filter(event.step_key):
                 continue
-            if event.event_type_value == "STEP_START":
+            if event.event_type_value in ("STEP_START", "STEP_RESTARTED"):
                 starts[event.step_key] = (record.timestamp, event.pid)
-            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
+            elif (event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
+                  and event.step_key in starts):
                 start, pid = starts.pop(event.step_key)
                 out.append((start, record.timestamp, event.step_key, run.run_id, pid))
     return out
