@@ -15,7 +15,6 @@ from jira_assets.parquet import (
     MissingPartitionsError,
     ParquetStore,
     RecordBatchStream,
-    SchemaConflictError,
     StorageError,
     backends,
 )
@@ -170,16 +169,31 @@ def test_new_nullable_column_in_a_later_partition_reads_as_null_for_older_ones(m
     assert dataset.to_table(filter=ds.field("date") == "2026-10-06").num_rows == 2
 
 
-def test_a_changed_column_type_is_a_clear_error_naming_column_and_files(make_store):
+def test_a_column_whose_type_changed_is_read_as_a_type_both_convert_to(make_store):
+    """A custom field made text, or a number field recreated under the same name: every partition stays
+    readable together (it once blocked every downstream table)."""
     store = make_store()
-    store.write(TABLE, ("date", "2026-10-08"), rows_of(2))
-    store.write(TABLE, ("date", "2026-10-09"), pa.table({"id": ["PRJ-1"], "title": ["x"]}))
+    store.write(TABLE, ("date", "2026-10-08"), rows_of(2).append_column("points", pa.array([1, 2], pa.int64())))
+    store.write(TABLE, ("date", "2026-10-09"), pa.table({"id": [5], "title": ["x"], "points": [2.5]}))
+    store.write(TABLE, ("date", "2026-10-10"), pa.table({"id": [6], "title": ["y"], "budget": ["EUR 10"]}))
+    store.write(TABLE, ("date", "2026-10-11"), pa.table({"id": [7], "title": ["z"], "budget": [12.5]}))
 
-    with pytest.raises(SchemaConflictError) as error:
-        store.dataset(TABLE)
-    message = str(error.value)
-    assert "'id'" in message and "int64" in message and "string" in message
-    assert "date=2026-10-08/part-00000.parquet" in message and "date=2026-10-09/part-00000.parquet" in message
+    rows = {r["id"]: r for r in store.dataset(TABLE).to_table().to_pylist()}
+    assert [rows[i]["points"] for i in (0, 1, 5)] == [1.0, 2.0, 2.5]  # numbers: float64
+    assert rows[6]["budget"] == "EUR 10" and rows[7]["budget"] == "12.5"  # scalars: text
+    assert store.dataset(TABLE).schema.field("points").type == pa.float64()
+
+
+def test_a_column_that_became_a_list_is_left_out_with_a_warning_and_the_rest_reads(make_store, caplog):
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-08"), pa.table({"id": [1], "title": ["a"], "team": ["red"]}))
+    store.write(TABLE, ("date", "2026-10-09"), pa.table({"id": [2], "title": ["b"], "team": [["red", "blue"]]}))
+
+    dataset = store.dataset(TABLE)
+    assert "team" not in dataset.schema.names
+    assert sorted(dataset.to_table(columns=["id", "title"]).column("id").to_pylist()) == [1, 2]
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "'team'" in message and "date=2026-10-08/part-00000.parquet" in message
 
 
 def test_missing_partitions_are_named_unless_allowed(make_store):

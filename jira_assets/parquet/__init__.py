@@ -2,7 +2,7 @@
 
 ``ParquetIOManager`` is imported lazily so the store can be used without importing Dagster.
 """
-from jira_assets.parquet.errors import MissingPartitionsError, SchemaConflictError, StorageError
+from jira_assets.parquet.errors import MissingPartitionsError, StorageError
 from jira_assets.parquet.store import ParquetStore, WriteResult
 from jira_assets.parquet.stream import RecordBatchStream
 
@@ -11,7 +11,6 @@ __all__ = [
     "ParquetIOManager",
     "ParquetStore",
     "RecordBatchStream",
-    "SchemaConflictError",
     "StorageError",
     "WriteResult",
 ]

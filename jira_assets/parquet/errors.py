@@ -25,10 +25,6 @@ class StorageError(Exception):
         self.transient = transient
 
 
-class SchemaConflictError(StorageError):
-    """Files of one table disagree on a column's type."""
-
-
 class MissingPartitionsError(StorageError):
     """Partitions were asked for that were never written."""
 

@@ -12,11 +12,13 @@ the whole partition is written, and replace the previous version exactly (see ``
 """
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -25,13 +27,14 @@ import pyarrow.parquet as pq
 from jira_assets.parquet.backends import Backend, Sink, open_backend
 from jira_assets.parquet.errors import (
     MissingPartitionsError,
-    SchemaConflictError,
     StorageError,
     storage_errors,
 )
 from jira_assets.parquet.stream import RecordBatchStream
 
-__all__ = ["ParquetStore", "WriteResult", "StorageError", "SchemaConflictError", "MissingPartitionsError"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ParquetStore", "WriteResult", "StorageError", "MissingPartitionsError"]
 
 MiB = 1024 * 1024
 PART_FILE_PREFIX = "part-"
@@ -264,7 +267,11 @@ def _preview(values: list[str], limit: int = 5) -> str:
 
 
 def _unified_schema(files: list[str], filesystem) -> pa.Schema:
-    """One schema for all files: later nullable columns are added; a changed type is an error."""
+    """One schema for all files: later nullable columns are added. A column whose type changed between files
+    (a custom field made text, a number field recreated under the same name) is read as a type both convert
+    to: numbers as float64, other scalars as text. Where none exists (a list one day, a string the next) the
+    column is left out, with a warning naming it: every other column stays readable, and the raw JSON columns
+    keep the values."""
     if not files:
         return pa.schema([])
     with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:  # footers are small round trips
@@ -273,12 +280,28 @@ def _unified_schema(files: list[str], filesystem) -> pa.Schema:
     for path, schema in zip(files, schemas):
         for column in schema:
             files_by_type[column.name][column.type].append(path)
+    widened: dict[str, Optional[pa.DataType]] = {}
     for name, by_type in files_by_type.items():
-        typed = {t: paths for t, paths in by_type.items() if t != pa.null()}  # all-null reads as any type
+        typed = [t for t in by_type if t != pa.null()]  # all-null reads as any type
         if len(typed) > 1:
-            conflicts = "; ".join(f"{t} in {_preview(paths, 2)}" for t, paths in typed.items())
-            raise SchemaConflictError(f"column {name!r} changed type across files: {conflicts}")
-    return pa.unify_schemas(schemas)
+            widened[name] = _common_type(typed)
+            if widened[name] is None:
+                conflicts = "; ".join(f"{t} in {_preview(paths, 2)}" for t, paths in by_type.items())
+                log.warning("column %r changed type across files and is left out when they are read together: %s",
+                            name, conflicts)
+    if not widened:
+        return pa.unify_schemas(schemas)
+    merged = pa.unify_schemas([pa.schema([f for f in s if f.name not in widened]) for s in schemas])
+    extra = [pa.field(name, t) for name, t in widened.items() if t is not None]
+    return pa.schema(list(merged) + extra, metadata=merged.metadata)
+
+
+def _common_type(types: list[pa.DataType]) -> Optional[pa.DataType]:
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in types):
+        return pa.float64()
+    if all(not pa.types.is_nested(t) for t in types):
+        return pa.large_string()
+    return None
 
 
 # ------------------------------------------------------------------------------------ writer
