@@ -80,13 +80,63 @@ def test_an_issue_updated_after_the_cursor_triggers_exactly_its_partition_once(j
 
 def test_changes_on_two_utc_days_request_both_partitions_and_no_other(jira):
     sim, resource = jira
-    base = sim.clock.now_ms() + 24 * 3600 * 1000  # after every generated update
-    cursor = ChangeCursor(base).dump()
-    first = sim.mutate.update_issue("10003", at=base + 60_000, summary="one")
-    second = sim.mutate.update_issue("10004", at=base + 25 * 3600 * 1000, summary="two")
+    cursor = tick(resource, None).cursor
+    sim.clock.advance(60)
+    first = sim.mutate.update_issue("10003", summary="one")
+    sim.clock.advance(25 * 3600)
+    second = sim.mutate.update_issue("10004", summary="two")
     assert day_of(first) != day_of(second)
     result = tick(resource, cursor)
     assert sorted(r.partition_key for r in result.run_requests) == sorted([day_of(first), day_of(second)])
+
+
+def test_a_bulk_edit_larger_than_a_tick_is_read_over_several_ticks_and_the_cursor_moves_on(jira, monkeypatch):
+    """More changes inside the look-back window than one tick reads (20 pages): the next tick goes on from
+    where the last stopped (it once re-read the same first pages forever and never saw a later change)."""
+    sim, resource = jira
+    monkeypatch.setenv("JIRA_CHANGE_SENSOR_PAGE_SIZE", "1")
+    cursor = tick(resource, None).cursor
+    sim.clock.advance(60)
+    bulk = [i["id"] for i in sim.truth.issues()]
+    assert len(bulk) > 30
+    for issue_id in bulk:
+        sim.mutate.update_issue(issue_id, summary="bulk edit")  # more changes at one instant than 20 pages of 1
+    requested = 0
+    for _ in range(4):
+        result = tick(resource, cursor)
+        cursor = result.cursor
+        requested += sum(int(r.tags["jira/changed_issues"]) for r in result.run_requests)
+    assert requested == len(bulk)
+    sim.clock.advance(600)
+    later = sim.mutate.update_issue(bulk[0], summary="ten minutes later")
+    requests = []
+    for _ in range(4):  # the look-back window (2 min) still holds more than a tick reads: it takes two
+        result = tick(resource, cursor)
+        cursor = result.cursor
+        requests += [(r.partition_key, r.tags["jira/changed_issues"]) for r in result.run_requests]
+    assert requests == [(day_of(later), "1")]
+
+
+def test_an_issue_updated_in_the_future_does_not_carry_the_cursor_away(jira):
+    sim, resource = jira
+    cursor = tick(resource, None).cursor
+    far = dt.datetime(2099, 1, 1, tzinfo=UTC)
+    sim.mutate.update_issue(sim.truth.issues()[1]["id"], at=far, summary="imported with a wrong date")
+    result = tick(resource, cursor)
+    assert result.run_requests == []
+    assert ChangeCursor.parse(result.cursor).high_water_ms < int(far.timestamp() * 1000)
+    sim.clock.advance(60)
+    real = sim.mutate.update_issue(sim.truth.issues()[2]["id"], summary="a real change")
+    result = tick(resource, result.cursor)
+    assert [r.partition_key for r in result.run_requests] == [day_of(real)]
+
+
+def test_a_cursor_edited_by_hand_starts_again_from_jiras_clock(jira):
+    sim, resource = jira
+    for bad in ("not json", '{"handled": []}', "[1, 2]", '{"high_water_ms": "soon"}'):
+        result = tick(resource, bad)
+        assert result.run_requests == []
+        assert ChangeCursor.parse(result.cursor).high_water_ms == sim.clock.now_ms()
 
 
 def test_an_update_that_becomes_searchable_late_is_still_seen_once(jira):

@@ -25,7 +25,7 @@ from typing import Iterable, Optional
 
 import dagster as dg
 
-from jira_assets.arrow import to_epoch_ms
+from jira_assets.arrow import Mismatch, to_epoch_ms
 from jira_assets.defs.partitions import incremental_partitions
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.jira.paging import TokenPages
@@ -41,6 +41,7 @@ SENSOR_MAX_PAGES = 20  # beyond this many pages the sensor continues on its next
 # Jira's search index is eventually consistent: re-read this far behind the cursor, skipping (id, updated)
 # pairs already handled, so an update that became searchable late is still seen.
 SENSOR_LOOKBACK_MS = 2 * 60 * 1000
+SENSOR_CLOCK_SKEW_MS = 5 * 60 * 1000  # how far past Jira's clock an `updated` may be and still count
 
 INCREMENTAL = dg.AssetSelection.tag("jira/mode", "incremental")
 SNAPSHOTS = dg.AssetSelection.tag("jira/mode", "snapshot")
@@ -162,34 +163,61 @@ def jira_snapshot_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunR
 
 @dataclass
 class ChangeCursor:
-    """How far the sensor has read: the greatest `updated` seen (epoch ms) and the (id, updated) pairs handled
-    within the look-back window behind it, so a re-read never triggers the same change twice."""
+    """How far the sensor has read: the greatest `updated` seen (epoch ms), the (id, updated) pairs handled
+    within the look-back window behind it, so a re-read never triggers the same change twice, and where the
+    next scan starts when the last one stopped at its page cap (a bulk edit: more than one tick reads)."""
 
     high_water_ms: int
     handled: set[str] = field(default_factory=set)
+    resume_after: Optional[tuple[int, str]] = None  # (updated, id) of the last change a capped scan read
 
     @classmethod
     def parse(cls, text: Optional[str]) -> Optional["ChangeCursor"]:
+        """None for no cursor; ValueError naming the problem for one this sensor did not write."""
         if not text:
             return None
-        data = json.loads(text)
-        return cls(int(data["high_water_ms"]), set(data.get("handled", ())))
+        try:
+            data = json.loads(text)
+            resume = data.get("resume_after")
+            return cls(int(data["high_water_ms"]), {str(h) for h in data.get("handled", ()) if ":" in str(h)},
+                       (int(resume[0]), str(int(resume[1]))) if resume is not None else None)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"unreadable cursor ({type(exc).__name__})") from None
 
     def dump(self) -> str:
-        return json.dumps({"high_water_ms": self.high_water_ms, "handled": sorted(self.handled)})
+        data = {"high_water_ms": self.high_water_ms, "handled": sorted(self.handled)}
+        if self.resume_after is not None:
+            data["resume_after"] = list(self.resume_after)
+        return json.dumps(data)
 
 
-def _changed_since(client, since_ms: int, page_size: int) -> Iterable[tuple[str, int]]:
-    """(issue id, updated epoch ms) of issues updated at or after `since_ms`, oldest first, ids only."""
+def _changed_since(client, since: str, page_size: int, log) -> tuple[list[tuple[str, int]], bool]:
+    """(issue id, updated epoch ms) of issues matching the JQL condition `since`, oldest first, ids only; and
+    whether the page cap stopped the scan before its end."""
     paging = TokenPages("issues", page_size, method="GET", id_field="id")
-    params = {"jql": f"updated >= {since_ms} ORDER BY updated ASC, id ASC", "fields": "id,updated"}
-    for number, page in enumerate(client.iter_pages(SEARCH_PATH, paging, params=params)):
+    params = {"jql": f"{since} ORDER BY updated ASC, id ASC", "fields": "id,updated"}
+    found: list[tuple[str, int]] = []
+    pages = client.iter_pages(SEARCH_PATH, paging, params=params)
+    for number, page in enumerate(pages):
         for issue in page:
             updated = (issue.get("fields") or {}).get("updated")
-            if updated is not None:
-                yield str(issue["id"]), to_epoch_ms(updated)
+            try:
+                found.append((str(issue["id"]), to_epoch_ms(updated)))
+            except (Mismatch, KeyError, TypeError, ValueError):
+                log.warning(f"issue {issue.get('id')!r}: no readable `updated` ({str(updated)[:40]!r}); "
+                            "skipped")
         if number + 1 >= SENSOR_MAX_PAGES:
-            return
+            return found, next(pages, None) is not None
+    return found, False
+
+
+def _jira_now_ms(client) -> int:
+    """Jira's clock (what `updated` is stamped with); ours if Jira's answer has no readable time."""
+    server_time = (client.get_json(SERVER_INFO_PATH) or {}).get("serverTime")
+    try:
+        return to_epoch_ms(server_time)
+    except (Mismatch, TypeError, ValueError):
+        return int(dt.datetime.now(UTC).timestamp() * 1000)
 
 
 @dg.sensor(
@@ -203,31 +231,49 @@ def _changed_since(client, since_ms: int, page_size: int) -> Iterable[tuple[str,
 )
 def jira_issue_changes(context: dg.SensorEvaluationContext, jira: JiraCloudResource) -> dg.SensorResult:
     client = jira.get_client()
-    cursor = ChangeCursor.parse(context.cursor)
+    jira_now = _jira_now_ms(client)
+    try:
+        cursor = ChangeCursor.parse(context.cursor)
+    except ValueError as exc:  # edited by hand: start again from Jira's clock rather than fail every tick
+        context.log.warning(f"jira_issue_changes: {exc}; starting again from Jira's current time")
+        cursor = None
     if cursor is None:  # first tick: start from Jira's own clock, never from ours
-        server_time = (client.get_json(SERVER_INFO_PATH) or {}).get("serverTime")
-        start = ChangeCursor(
-            to_epoch_ms(server_time) if server_time else to_epoch_ms(dt.datetime.now(UTC).isoformat())
-        )
-        return dg.SensorResult(cursor=start.dump(), skip_reason="cursor initialised at Jira's current time")
+        return dg.SensorResult(cursor=ChangeCursor(jira_now).dump(),
+                               skip_reason="cursor initialised at Jira's current time")
     page_size = _env_int("JIRA_CHANGE_SENSOR_PAGE_SIZE", DEFAULT_SENSOR_PAGE_SIZE)
-    since = cursor.high_water_ms - SENSOR_LOOKBACK_MS
-    seen: list[tuple[str, int]] = list(_changed_since(client, since, page_size))
+    if cursor.resume_after is None:
+        since = f"updated >= {cursor.high_water_ms - SENSOR_LOOKBACK_MS}"
+    else:  # right after the last change the capped scan read, in the search's own order (updated, id)
+        at, after_id = cursor.resume_after
+        since = f"(updated > {at} OR (updated >= {at} AND id > {after_id}))"
+    found, capped = _changed_since(client, since, page_size, context.log)
+    # an `updated` beyond Jira's own clock (a bad import, a wrong server clock) must not carry the cursor
+    # into the future, where it would wait for years before seeing the next real change
+    future = [(i, u) for i, u in found if u > jira_now + SENSOR_CLOCK_SKEW_MS]
+    for issue_id, updated in future[:5]:
+        when = dt.datetime.fromtimestamp(updated / 1000, tz=UTC).isoformat()
+        context.log.warning(f"issue {issue_id} is updated in the future ({when}); ignored until Jira's clock "
+                            "reaches it")
+    seen = [(i, u) for i, u in found if u <= jira_now + SENSOR_CLOCK_SKEW_MS]
     new = [(i, u) for i, u in seen if f"{i}:{u}" not in cursor.handled]
     high_water = max([cursor.high_water_ms, *(u for _, u in seen)])
-    handled = {h for h in cursor.handled if int(h.rsplit(":", 1)[1]) >= high_water - SENSOR_LOOKBACK_MS}
-    handled |= {f"{i}:{u}" for i, u in seen if u >= high_water - SENSOR_LOOKBACK_MS}
-    next_cursor = ChangeCursor(high_water, handled).dump()
+    # a scan stopped by the page cap goes on right after its last change next tick (else a bulk edit of more
+    # issues than one tick reads would be re-read from the same start forever)
+    resume = (found[-1][1], found[-1][0]) if capped and found and not future else None
+    keep_from = high_water - SENSOR_LOOKBACK_MS
+    handled = {h for h in cursor.handled if int(h.rsplit(":", 1)[1]) >= keep_from}
+    handled |= {f"{i}:{u}" for i, u in seen if u >= keep_from}
+    next_cursor = ChangeCursor(high_water, handled, resume).dump()
     if not new:
         return dg.SensorResult(cursor=next_cursor, skip_reason="no issue changed since the cursor")
-    now = dt.datetime.now(UTC)
+    now = max(dt.datetime.now(UTC), dt.datetime.fromtimestamp(jira_now / 1000, tz=UTC))
     by_day: dict[str, list[str]] = {}
     for issue_id, updated in new:
         day = dt.datetime.fromtimestamp(updated / 1000, tz=UTC).date().isoformat()
         by_day.setdefault(day, []).append(issue_id)
     requests = []
     for day, ids in sorted(by_day.items()):
-        if not _partition_exists(day, max(now, dt.datetime.fromtimestamp(high_water / 1000, tz=UTC))):
+        if not _partition_exists(day, now):
             context.log.warning(
                 f"{len(ids)} issue(s) changed on {day}, outside the partitions; not requested"
             )
