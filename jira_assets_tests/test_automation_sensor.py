@@ -100,7 +100,7 @@ def test_a_bulk_edit_larger_than_a_tick_is_read_over_several_ticks_and_the_curso
     bulk = [i["id"] for i in sim.truth.issues()]
     assert len(bulk) > 30
     for issue_id in bulk:
-        sim.mutate.update_issue(issue_id, summary="bulk edit")  # more changes at one instant than 20 pages of 1
+        sim.mutate.update_issue(issue_id, summary="bulk edit")  # at one instant, more than 20 pages of 1
     requested = 0
     for _ in range(4):
         result = tick(resource, cursor)
