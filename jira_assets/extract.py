@@ -380,15 +380,25 @@ def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, end
 
     Embedded lists were stored already cleaned by the field policy; fetched ones go through `clean`.
     """
-    embedded = (page or {}).get(list_key) or []
-    total = (page or {}).get("total", len(embedded))
-    if total <= len(embedded):
+    embedded, complete = _embedded(page, list_key)
+    if complete:
         return embedded
     run.count("issues_paged_for_children")
     items: list = []
     for chunk in run.client.iter_pages(endpoint.format(issue_id=issue_id), paging):
         items.extend(chunk)
     return clean(items) if clean is not None else items
+
+
+def _embedded(page: Any, list_key: str) -> tuple[list, bool]:
+    """An issue's embedded child list, and whether it is complete. A total that is not a number (or a list
+    that is not a list) says nothing: the issue's own endpoint is read instead."""
+    page = page if isinstance(page, dict) else {}
+    embedded = page.get(list_key) or []
+    if not isinstance(embedded, list):
+        return [], False
+    total = page.get("total", len(embedded))
+    return embedded, isinstance(total, int) and not isinstance(total, bool) and total <= len(embedded)
 
 
 def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, list_key: str,
@@ -401,9 +411,7 @@ def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, lis
         return to_rows(issue_id, _complete(run, issue_id, page, list_key, run.obj.path, paging, clean))
 
     def complete(item: tuple[str, Any]) -> bool:
-        page = item[1] or {}
-        embedded = page.get(list_key) or []
-        return page.get("total", len(embedded)) <= len(embedded)
+        return _embedded(item[1], list_key)[1]
 
     buffer: list = []
     for (issue_id, _), rows in bounded_map(fetch, _issue_rows(upstream, source_column), run.settings.child_workers,
@@ -422,13 +430,17 @@ def _children(run: _Run, upstream: Optional[ds.Dataset], source_column: str, lis
 
 
 def _comment_rows(issue_id: str, comments: list) -> list:
-    return [{**c, "issue_id": issue_id} for c in comments]
+    return [{**c, "issue_id": issue_id} for c in comments if isinstance(c, dict)]
 
 
 def _changelog_rows(issue_id: str, histories: list) -> list:
     rows = []
     for history in histories:
+        if not isinstance(history, dict):
+            continue
         for index, item in enumerate(history.get("items") or []):
+            if not isinstance(item, dict):
+                continue
             rows.append({
                 **item,
                 "issue_id": issue_id,
@@ -468,7 +480,13 @@ def _changed_ids(run: _Run, window: Window, id_key: str) -> Iterator[list]:
     for page in run.client.iter_pages(run.obj.path, run.obj.paging, params={"since": window.start_ms}):
         fresh = []
         for entry in page:
-            if not window.contains_ms(int(entry.get("updatedTime", 0))):
+            if not isinstance(entry, dict) or entry.get(id_key) is None:
+                run.count("unreadable_feed_entries")
+                continue
+            at = _int_or_none(entry.get("updatedTime"))
+            if at is None:  # asked for `since` the window's start: kept rather than lost, and counted
+                run.count("feed_entries_without_time")
+            elif not window.contains_ms(at):
                 continue
             if entry.get(id_key) in seen:
                 run.count("duplicate_feed_entries_dropped")
@@ -476,8 +494,19 @@ def _changed_ids(run: _Run, window: Window, id_key: str) -> Iterator[list]:
             seen.add(entry.get(id_key))
             fresh.append(entry)
         yield fresh
-        if page and int(page[-1].get("updatedTime", 0)) >= window.end_ms:
+        last = _int_or_none(page[-1].get("updatedTime")) if page and isinstance(page[-1], dict) else None
+        if last is not None and last >= window.end_ms:
             return  # the feed is ordered: nothing later can fall inside the window
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 def _worklogs(run: _Run, window: Window) -> RecordBatchStream:
@@ -508,7 +537,11 @@ def _worklogs(run: _Run, window: Window) -> RecordBatchStream:
         for changed in _changed_ids(run, window, "worklogId"):
             ids = [int(v["worklogId"]) for v in changed]
             for start in range(0, len(ids), 1000):
-                yield keep(run.client.post_json(f"{API}/worklog/list", {"ids": ids[start : start + 1000]}) or [])
+                asked = ids[start : start + 1000]
+                found = run.client.post_json(f"{API}/worklog/list", {"ids": asked}) or []
+                if len(found) < len(asked):  # deleted since the feed listed them, or hidden: counted, not silent
+                    run.count("worklogs_not_returned", len(asked) - len(found))
+                yield keep(found)
 
     return _stream(run, converter, pages())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pytest
 import orjson
 import pyarrow.dataset as ds
 
@@ -202,3 +203,32 @@ def test_worklogs_at_a_feed_page_boundary_land_once_each(simulator, jira_env):
         if window_start <= dt.datetime.fromisoformat(w["updated"]).astimezone(UTC) < window_start + dt.timedelta(days=1)
     }
     assert len(expected) >= 1010 and set(ids) == expected
+
+
+def test_odd_worklog_feed_entries_are_counted_never_crash_or_vanish(simulator, jira_env):
+    """A feed entry without `updatedTime` is kept (it was asked for since the window's start), one that is not
+    an entry is counted, and ids /worklog/list does not return are counted too."""
+    worklog = simulator.truth.worklogs()[0]
+    day = utc_day(worklog["updated"])
+    missing = 999_999_999
+    simulator.script(r"/worklog/updated$", [(200, {}, {
+        "values": [{"worklogId": int(worklog["id"]), "updatedTime": None}, "junk",
+                   {"worklogId": missing, "updatedTime": None}],
+        "since": 0, "until": 0, "lastPage": True})])
+    result = materialize(["issue_worklogs"], day)
+    assert not failures(result)
+    assert table(jira_env, "issue_worklogs", day).column("id").to_pylist() == [str(worklog["id"])]
+    meta = materialization_metadata(result, "issue_worklogs")
+    assert meta["jira/feed_entries_without_time"] == 2 and meta["jira/unreadable_feed_entries"] == 1
+    assert meta["jira/worklogs_not_returned"] == 1
+
+
+@pytest.mark.parametrize("page, complete", [
+    ({"total": 2, "histories": [{}, {}]}, True), ({"total": 3, "histories": [{}, {}]}, False),
+    ({"total": "2", "histories": [{}, {}]}, False), ({"total": None, "histories": [{}]}, False),
+    ({"histories": "x"}, False), (None, True), ("junk", True),
+])
+def test_an_embedded_list_is_complete_only_when_its_total_is_a_number_it_reaches(page, complete):
+    from jira_assets.extract import _embedded
+
+    assert _embedded(page, "histories")[1] is complete

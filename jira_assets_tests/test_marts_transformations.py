@@ -269,6 +269,18 @@ def test_the_initial_value_of_a_field_changed_twice_in_one_day_is_the_from_of_th
     assert [r["is_current"] for r in rows] == [False, False, True]
 
 
+def test_a_change_jira_gave_no_time_is_left_out_and_the_history_still_builds():
+    issues = issues_table(issue(1, "2026-03-05T16:00", "2026-03-05", created="2026-03-01T09:00",
+                                fields={"priority": {"id": "1", "name": "Highest"}}))
+    timeless = change(1, 10011, "2026-03-05T12:00", "priority", "2", "High", "1", "Highest")
+    timeless["created"] = None
+    changes = changelog_table(timeless, change(1, 9999, "2026-03-05T09:00", "priority", "3", "Medium", "2", "High"))
+    rows = [r for r in issue_field_history(changes, issues, Dimensions.load(issue_fields=FIELDS)).to_pylist()
+            if r["field_id"] == "priority"]
+    assert [(r["is_initial_value"], r["value"], r["changed_at"]) for r in rows] == [
+        (True, "Medium", at("2026-03-01T09:00")), (False, "High", at("2026-03-05T09:00"))]
+
+
 def test_a_field_that_never_changed_has_its_current_value_as_the_initial_value():
     issues = issues_table(issue(1, "2026-03-05T16:00", "2026-03-05", fields={
         "summary": "Fix it", "labels": ["b", "a"], "updated": "2026-03-05T16:00:00.000+0000",

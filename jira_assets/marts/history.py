@@ -242,6 +242,7 @@ def _issue_history(
     issue_id: int, issue: Optional[dict], changes: list[dict], kinds: FieldKinds
 ) -> list[dict]:
     issue_key = (issue or {}).get("key")
+    changes = [c for c in changes if c["created"] is not None]  # a change Jira gave no time cannot be placed
     created = (issue or {}).get("created") or (changes[0]["created"] if changes else None)
     current = _fields(issue)
     by_field: dict[str, list[dict]] = {}

@@ -106,6 +106,7 @@ def issue_status_transitions(changelogs: Source, issues_current: Source, dims: D
 
 
 def _timeline(issue: dict, changes: list[dict], dims: Dimensions, as_of: dt.datetime) -> list[dict]:
+    changes = [c for c in changes if c["created"] is not None]  # a change Jira gave no time cannot be placed
     created = issue["created"] or (changes[0]["created"] if changes else None)
     if created is None:
         return []
