@@ -8,6 +8,7 @@ re-reading every issue's fields. No Dagster import.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
@@ -91,8 +92,13 @@ def column_name(field_name: str) -> str:
 def custom_field_columns(fields: Sequence[dict]) -> list[tuple[Column, Callable[[Any], Any]]]:
     """Columns for the custom fields listed by /field, ordered by field id so partitions line up."""
     taken = set(_STANDARD_NAMES) | {"fields_json", "comments_json", "worklogs_json", "changelog_json"}
+    custom = sorted((f for f in fields if f.get("custom")), key=lambda f: str(f.get("id")))
+    # A readable name two custom fields share is given to neither: were it kept by one (say the lower id), a
+    # rename elsewhere could hand the column to another field and mix two fields' values in one column.
+    shared = {n for n, k in Counter(column_name(f.get("name") or str(f["id"])) for f in custom).items() if k > 1}
+    taken |= shared
     out = []
-    for field in sorted((f for f in fields if f.get("custom")), key=lambda f: str(f.get("id"))):
+    for field in custom:
         field_id = str(field["id"])
         schema = field.get("schema") or {}
         kind = (schema.get("type"), schema.get("items") if schema.get("type") == "array" else None)
@@ -100,7 +106,7 @@ def custom_field_columns(fields: Sequence[dict]) -> list[tuple[Column, Callable[
         if schema.get("custom") == _SPRINT_TYPE:
             arrow_type, reduce = JSON, None
         name = column_name(field.get("name") or field_id)
-        if name in taken:  # two fields with one readable name: the id makes it unique and stable
+        if name in taken:  # a name shared or reserved: the id makes it unique and stable
             name = f"{name}_{field_id.rsplit('_', 1)[-1]}"
         taken.add(name)
         column = C(name, arrow_type, f"fields.{field_id}", f"custom field {field_id} ({field.get('name')})")

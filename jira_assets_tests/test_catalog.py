@@ -88,3 +88,18 @@ def test_loading_the_code_location_prints_no_warning_yet_other_beta_warnings_sti
     assert done.returncode == 0, done.stderr
     assert "backfill_policy" not in done.stderr
     assert done.stderr.count("BetaWarning") == 1 and "another beta parameter" in done.stderr
+
+
+def test_a_rename_that_makes_two_custom_fields_share_a_name_never_hands_one_fields_column_to_the_other():
+    from jira_assets.issue_schema import custom_field_columns
+
+    def columns(fields):
+        return {c.name: c.path[1] for c, _ in custom_field_columns(fields)}
+
+    text = {"type": "string"}
+    before = [{"id": "customfield_10038", "name": "Release notes", "custom": True, "schema": text},
+              {"id": "customfield_10039", "name": "Customer name", "custom": True, "schema": text}]
+    assert columns(before) == {"release_notes": "customfield_10038", "customer_name": "customfield_10039"}
+    after = [dict(before[0], name="Customer name"), before[1]]
+    # `customer_name` held 10039's values; it must never start holding 10038's
+    assert columns(after) == {"customer_name_10038": "customfield_10038", "customer_name_10039": "customfield_10039"}
