@@ -282,12 +282,12 @@ def issue_jql(window: Window, settings: ExtractSettings) -> str:
     return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
 
 
-def scope_clauses(settings: ExtractSettings) -> list[str]:
-    """The user's scope as JQL conditions: the projects, then the extra filter."""
+def scope_clauses(settings: ExtractSettings, with_filter: bool = True) -> list[str]:
+    """The user's scope as JQL conditions: the projects, then (unless left out) the extra filter."""
     clauses = []
     if settings.projects:
         clauses.append("project in (" + ", ".join(_jql_value(p) for p in settings.projects) + ")")
-    if settings.jql_filter:
+    if settings.jql_filter and with_filter:
         clauses.append(f"({settings.jql_filter})")
     return clauses
 

@@ -241,11 +241,33 @@ def test_only_the_latest_census_counts_and_no_census_means_no_deletions():
     assert deleted_issues(issues, None, Dimensions()).num_rows == 0
 
 
-def test_the_census_asks_for_issues_created_before_it_began_in_the_extractors_scope():
+def test_the_census_asks_for_issues_created_before_it_began_in_the_extractors_projects_then_its_filter():
     from jira_assets.extract import ExtractSettings
 
-    jql = census_jql(1772668800000, ExtractSettings(projects=("ABC", "10001"), jql_filter="labels = x"))
-    assert jql == 'created < 1772668800000 AND project in ("ABC", 10001) AND (labels = x) ORDER BY id ASC'
+    settings = ExtractSettings(projects=("ABC", "10001"), jql_filter="labels = x")
+    assert census_jql(1772668800000, settings) == (
+        'created < 1772668800000 AND project in ("ABC", 10001) ORDER BY id ASC')
+    assert census_jql(1772668800000, settings, with_filter=True) == (
+        'created < 1772668800000 AND project in ("ABC", 10001) AND (labels = x) ORDER BY id ASC')
+
+
+def test_an_issue_that_left_the_filter_is_out_of_scope_not_deleted_and_leaves_issues_current():
+    """With JIRA_JQL_FILTER='statusCategory != Done', closing an issue takes it out of the filter: it exists."""
+    issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02"), issue(2, "2026-03-02T10:00", "2026-03-02"),
+                          issue(3, "2026-03-02T10:00", "2026-03-02"))
+    taken = census(1, 2).append_column("in_scope", pa.array([True, False]))
+    out = deleted_issues(issues, taken, Dimensions())
+    assert out.select(["issue_id", "state"]).to_pylist() == [
+        {"issue_id": 2, "state": "out_of_scope"}, {"issue_id": 3, "state": "deleted"}]
+    assert issues_current(issues, Dimensions(), out).column("issue_id").to_pylist() == [1]
+
+
+def test_a_census_of_some_projects_says_nothing_of_the_other_projects_issues():
+    issues = issues_table(issue(1, "2026-03-02T10:00", "2026-03-02"),
+                          issue(2, "2026-03-02T10:00", "2026-03-02", project="200", project_key="Q"))
+    taken = census(1).append_column("scope_projects", pa.array(["P"]))  # issue 1's project, by key
+    assert deleted_issues(issues, taken, Dimensions()).num_rows == 0
+    assert deleted_issues(issues, census(1), Dimensions()).column("issue_id").to_pylist() == [2]
 
 
 # ---- issue_field_history -----------------------------------------------------------------------------------

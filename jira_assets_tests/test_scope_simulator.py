@@ -240,3 +240,37 @@ def test_masking_users_leaves_no_name_or_account_id_of_anyone_in_issues_and_thei
               if u["accountId"].encode() in lake_bytes or u["displayName"].encode() in lake_bytes]
     assert leaked == []
     assert metadata(result, "issue_worklogs")["jira/users_masked"] is True
+
+
+def test_an_issue_closed_under_an_open_issues_filter_is_out_of_scope_not_deleted(simulator, jira_env,
+                                                                                monkeypatch, day):
+    """README's setup 2 (two projects, only open issues): closing an issue takes it out of the filter. The
+    census asks Jira which issues exist without the filter, so it is `out_of_scope`, never `deleted`."""
+    from jira_assets.definitions import defs
+
+    monkeypatch.setenv("JIRA_PROJECTS", "OPS,WEB")
+    monkeypatch.setenv("JIRA_JQL_FILTER", "statusCategory != Done")
+    today = dt.datetime.now(UTC).date().isoformat()
+    assert failures(materialize(["issues"], day.isoformat())) == {}
+    stored = rows(jira_env, "issues", day)
+    assert len(stored) >= 2
+    closed = str(stored[0]["id"])
+    late_that_day = dt.datetime.combine(day, dt.time(23, 59), tzinfo=UTC)
+    simulator.mutate.update_issue(closed, at=late_that_day, status="Done")
+    simulator.mutate.delete_issue(str(stored[1]["id"]))
+
+    d = defs()
+    assets = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)]
+    instance = dg.DagsterInstance.ephemeral()
+    census = dg.materialize(assets, partition_key=today, resources=d.resources, instance=instance,
+                            selection=[dg.AssetKey(["jira", "raw", n]) for n in ("issue_id_census", "projects")])
+    assert census.success
+    selection = [dg.AssetKey(["jira", "marts", n]) for n in ("deleted_issues", "issues_current")]
+    marts = dg.materialize(assets, resources=d.resources, instance=instance, selection=selection)
+    assert marts.success
+    lake_marts = jira_env / "jira" / "marts"
+    deleted = ds.dataset(str(lake_marts / "deleted_issues")).to_table().to_pylist()
+    states = {r["issue_id"]: r["state"] for r in deleted}
+    assert states == {int(closed): "out_of_scope", int(stored[1]["id"]): "deleted"}
+    current = set(ds.dataset(str(lake_marts / "issues_current")).to_table().column("issue_id").to_pylist())
+    assert current == {r["id"] for r in stored[2:]}

@@ -9,6 +9,11 @@ was deleted, archived or our access to it was removed) we say "no_longer_visible
 Only issues created before the census started are compared, so an issue created while the census ran (or
 after) is never mistaken for a deleted one. The census is bounded by `created`, not `updated`, because an
 issue updated while the census pages are read must still be counted.
+
+Existence is asked within the projects in scope only, never through the extra JQL filter: an issue that left
+the filter (closed, with `statusCategory != Done`) still exists. A second id-only search with the filter marks
+which issues are still in scope; the others are `out_of_scope`. Each census row carries the project list it
+was taken for, so a census of fewer projects never calls the other projects' issues deleted.
 """
 
 from __future__ import annotations
@@ -16,21 +21,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterator, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from jira_assets.arrow import RecordConverter, to_epoch_ms
-from jira_assets.catalog import INT, STR as STR_TYPE, C, JiraObject
+from jira_assets.catalog import BOOL, INT, STR as STR_TYPE, C, JiraObject
 from jira_assets.extract import ExtractSettings, scope_clauses
 from jira_assets.jira.paging import TokenPages
 from jira_assets.marts.dimensions import STR, Dimensions
-from jira_assets.marts.issues import DELETED, NO_LONGER_VISIBLE, latest_issues
+from jira_assets.marts.issues import DELETED, NO_LONGER_VISIBLE, OUT_OF_SCOPE, latest_issues
 from jira_assets.marts.tables import EXTRACTED_AT, PARTITION_COLUMN, TS, Source, latest_capture
 from jira_assets.parquet.stream import RecordBatchStream
 
 SEARCH_PATH = "/rest/api/2/search/jql"
 CENSUS_PAGE_SIZE = 5000  # Jira's maximum when only ids are requested
-CENSUS_COLUMNS = (C("id", INT), C("key", STR_TYPE))
+CENSUS_COLUMNS = (
+    C("id", INT), C("key", STR_TYPE),
+    C("in_scope", BOOL, description="matches the extra JQL filter (true when there is none)"),
+    C("scope_projects", STR_TYPE, description="the projects the census covered; null = every one"),
+)
 CENSUS_SCHEMA = RecordConverter(CENSUS_COLUMNS, keep_raw=False).schema
 CENSUS_OBJECT = JiraObject(
     "issue_id_census",
@@ -44,10 +54,11 @@ CENSUS_OBJECT = JiraObject(
 )
 
 
-def census_jql(started_ms: int, settings: ExtractSettings = ExtractSettings()) -> str:
-    """Every issue in the extractor's scope (the same project list and filter) created before the census
-    began."""
-    clauses = [f"created < {started_ms}", *scope_clauses(settings)]  # bounded, as /search/jql requires
+def census_jql(started_ms: int, settings: ExtractSettings = ExtractSettings(),
+               with_filter: bool = False) -> str:
+    """Every issue of the extractor's projects created before the census began (with the extra filter: only
+    those it matches)."""
+    clauses = [f"created < {started_ms}", *scope_clauses(settings, with_filter)]  # bounded, as Jira wants
     return " AND ".join(clauses) + " ORDER BY id ASC"
 
 
@@ -57,18 +68,34 @@ def census_stream(client: Any, settings: ExtractSettings = ExtractSettings(), *,
     started = started or dt.datetime.now(dt.timezone.utc)
     started_ms = to_epoch_ms(started.isoformat())
     jql = census_jql(started_ms, settings)
+    filtered_jql = census_jql(started_ms, settings, with_filter=True) if settings.jql_filter else None
     converter = RecordConverter(CENSUS_COLUMNS, keep_raw=False, extracted_at=started)
+    scope_projects = ",".join(settings.projects) or None
     pages_read = 0
 
-    def pages() -> Iterator[list]:
+    def ids_of(search: str) -> Iterator[list]:
         nonlocal pages_read
-        for page in client.iter_pages(SEARCH_PATH, CENSUS_OBJECT.paging, params={"jql": jql, "fields": "id"}):
+        paging = CENSUS_OBJECT.paging
+        for page in client.iter_pages(SEARCH_PATH, paging, params={"jql": search, "fields": "id"}):
             pages_read += 1
             yield page
+
+    def pages() -> Iterator[list]:
+        in_filter = None
+        if filtered_jql:  # 8 bytes an id, sorted: 80 MB for 10 million issues at most
+            found = [np.asarray([int(i["id"]) for i in p], dtype=np.int64) for p in ids_of(filtered_jql)]
+            in_filter = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+        for page in ids_of(jql):
+            ids = np.asarray([int(i["id"]) for i in page], dtype=np.int64)
+            matched = (np.isin(ids, in_filter, assume_unique=True) if in_filter is not None
+                       else np.ones(len(ids), dtype=bool))
+            yield [{**issue, "in_scope": bool(m), "scope_projects": scope_projects}
+                   for issue, m in zip(page, matched)]
 
     def metadata() -> dict:
         return {
             "jira/census_jql": jql,
+            **({"jira/census_filter_jql": filtered_jql} if filtered_jql else {}),
             "jira/census_started_at": started.isoformat(),
             "jira/pages": pages_read,
             **converter.metadata(),
@@ -86,7 +113,8 @@ DELETED_ISSUES_SCHEMA = pa.schema(
         pa.field(
             "state",
             STR,
-            metadata={"description": "deleted, or no_longer_visible (its project left the roster)"},
+            metadata={"description": "deleted, no_longer_visible (its project left the roster), or "
+                                     "out_of_scope (it exists but no longer matches the extra JQL filter)"},
         ),
         pa.field("created", TS),
         pa.field("last_updated", TS),
@@ -111,24 +139,34 @@ DELETED_ISSUES_LINEAGE = {
 
 
 def deleted_issues(issues: Source, census: Source, dims: Dimensions) -> pa.Table:
-    """Stored issues the latest census no longer returns, each marked deleted or no_longer_visible."""
-    latest_census = latest_capture(census, {"id": pa.int64(), PARTITION_COLUMN: STR, EXTRACTED_AT: TS})
+    """Stored issues the latest census no longer returns (deleted or no_longer_visible), or returns outside
+    the extra JQL filter (out_of_scope)."""
+    latest_census = latest_capture(census, {"id": pa.int64(), "in_scope": pa.bool_(),
+                                            "scope_projects": STR, PARTITION_COLUMN: STR, EXTRACTED_AT: TS})
     if latest_census.num_rows == 0:
         return DELETED_ISSUES_SCHEMA.empty_table()  # no census yet: no deletion can be known
     census_ids = set(latest_census.column("id").to_pylist())
+    # (a census written before `in_scope` existed reads it as null: in scope)
+    left_scope = {i for i, s in zip(latest_census.column("id").to_pylist(),
+                                    latest_census.column("in_scope").to_pylist()) if s is False}
+    covered = latest_census.column("scope_projects")[0].as_py()
+    covered = set(covered.split(",")) if covered else None
     census_date = latest_census.column(PARTITION_COLUMN)[0].as_py()
     started = pc.min(latest_census.column(EXTRACTED_AT))
     stored = latest_issues(issues, {"id": pa.int64(), "key": STR, "project_id": STR, "project_key": STR,
                                     "created": TS, "updated": TS})
-    in_scope = pc.and_(pc.less(stored.column("created"), started), pc.is_valid(stored.column("created")))
-    stored = stored.filter(in_scope)
-    gone = stored.filter(
-        pa.array([i not in census_ids for i in stored.column("id").to_pylist()], type=pa.bool_())
-    )
+    compared = pc.and_(pc.less(stored.column("created"), started), pc.is_valid(stored.column("created")))
+    stored = stored.filter(compared)
+    if covered is not None:  # a census of some projects says nothing of the others' issues
+        projects = zip(stored.column("project_id").to_pylist(), stored.column("project_key").to_pylist())
+        stored = stored.filter(pa.array([p in covered or k in covered for p, k in projects], type=pa.bool_()))
+    ids = stored.column("id").to_pylist()
+    gone = stored.filter(pa.array([i not in census_ids or i in left_scope for i in ids], type=pa.bool_()))
     roster = set(dims.project_keys)
     states = [
+        OUT_OF_SCOPE if issue_id in census_ids else
         NO_LONGER_VISIBLE if dims.projects_known and project not in roster else DELETED
-        for project in gone.column("project_id").to_pylist()
+        for issue_id, project in zip(gone.column("id").to_pylist(), gone.column("project_id").to_pylist())
     ]
     n = gone.num_rows
     table = pa.table({

@@ -30,6 +30,7 @@ from jira_assets.marts.tables import (
 BLOB_COLUMNS = ("fields_json", "comments_json", "worklogs_json", "changelog_json")
 DELETED = "deleted"
 NO_LONGER_VISIBLE = "no_longer_visible"
+OUT_OF_SCOPE = "out_of_scope"  # exists, but no longer matches the extra JQL filter
 VISIBLE = "visible"
 
 # Column lineage: output column -> [(layer, asset name, column)]; columns not listed are copies of the raw
@@ -132,7 +133,7 @@ def issues_current(issues: Source, dims: Dimensions, deleted: Source = None) -> 
     latest = latest_issues(issues, raw_columns)
     states = deletion_states(deleted)
     if states:
-        keep = [states.get(i) != DELETED for i in latest.column("id").to_pylist()]
+        keep = [states.get(i) not in (DELETED, OUT_OF_SCOPE) for i in latest.column("id").to_pylist()]
         latest = latest.filter(pa.array(keep, type=pa.bool_()))
     latest = latest.sort_by([("id", "ascending")])
     col = latest.column
