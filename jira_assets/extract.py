@@ -347,10 +347,9 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
 def _issue_id(issue: Any) -> int:
     """An issue of a search page must carry a numeric id: it is the key of every row built from it."""
     value = issue.get("id") if isinstance(issue, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    number = _int_or_none(value)
+    if number is not None:
+        return number
     found = "an issue with no id" if value is None else f"an issue whose id is {type(value).__name__} {value!r:.40}"
     raise JiraProtocolError(f"{found} on a search page", endpoint=f"POST {API}/search/jql")
 

@@ -32,8 +32,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import orjson
 
+from jira_assets.catalog import ARRAY
 from jira_assets.jira.errors import ConfigError, JiraBadRequest
-from jira_assets.jira.paging import SinglePage
 
 API = "/rest/api/2"
 
@@ -291,7 +291,7 @@ class ExtractionScope:
                 problems.append(("jql_filter", f"Jira rejected {self.jql_filter.strip()!r}: {message} - fix the JQL "
                                                "(try it in Jira's issue search first)"))
         if fields is None:
-            fields = client.records(f"{API}/field", SinglePage(expect="array"))
+            fields = client.records(f"{API}/field", ARRAY)
         try:
             policy = FieldPolicy.resolve(self, fields)
         except ScopeError as exc:

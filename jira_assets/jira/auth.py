@@ -34,7 +34,7 @@ from .errors import (
     JiraServerError,
     messages_from_body,
 )
-from .redact import install_log_redaction, redact, register_secret, without_userinfo
+from .redact import has_userinfo, install_log_redaction, redact, register_secret, without_userinfo
 from .token_store import LockTimeout, TokenSet, TokenStore
 
 ATLASSIAN_AUTH_URL = "https://auth.atlassian.com"
@@ -102,7 +102,7 @@ class _TokenEndpoint:
         self.client_id = client_id
         self.client_secret = client_secret
         self.auth_base_url = auth_base_url.strip().rstrip("/")
-        if without_userinfo(self.auth_base_url) != redact(self.auth_base_url):
+        if has_userinfo(self.auth_base_url):
             raise ConfigError(f"auth_base_url {without_userinfo(auth_base_url)!r} holds a user name or "
                               "password; remove it")
         parsed = urlparse(self.auth_base_url)

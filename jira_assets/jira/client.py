@@ -35,7 +35,7 @@ from .errors import (
     messages_from_body,
 )
 from .paging import Paging, Records, SinglePage
-from .redact import redact, without_userinfo
+from .redact import has_userinfo, redact, without_userinfo
 from .retry import RetryPolicy, RetryStats, StatsCounter, ThrottleGate, process_throttle_gate
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _validate_api_base_url(api_base_url: str, allow_local: bool) -> str:
 
 def _refuse_userinfo(setting: str, url: str) -> None:
     """Credentials belong in their own settings: in a URL they would be sent and shown wherever it goes."""
-    if without_userinfo(url) != redact(url):
+    if has_userinfo(url):
         raise ConfigError(f"{setting} {without_userinfo(url)!r} holds a user name or password; remove it and "
                           "use the credential settings (JIRA_CLIENT_SECRET, JIRA_API_TOKEN)")
 

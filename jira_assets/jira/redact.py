@@ -44,6 +44,11 @@ def without_userinfo(url: str) -> str:
     return _USERINFO.sub(lambda m: m.group(1) + "<credentials>@", redact(url or ""))
 
 
+def has_userinfo(url: str) -> bool:
+    """Whether a URL carries a `user:password@` part (credentials that belong in their own settings)."""
+    return bool(_USERINFO.match(url or ""))
+
+
 _USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 
 
