@@ -6,7 +6,8 @@ What one case does (see `Case`):
    counters), with `max_in_flight` = C: a request above the budget would get a 429;
 2. materializes the selected assets for the partition range through Dagster - `dg.execute_job` on a
    reconstructable job of the code location's own definitions, resources (`JiraCloudResource`,
-   `ParquetIOManager`) and the multiprocess executor, one run per partition, `runs` of them at a time - in a
+   `ParquetIOManager`) and the multiprocess executor, one run per `days_per_run` consecutive partitions (the
+   product's backfill policy), `runs` of them at a time - in a
    separate "driver" process, so the CPU and memory of exactly the run's processes can be measured
    (`getrusage(RUSAGE_SELF + RUSAGE_CHILDREN)`, and /proc sampling of the process tree). Every process shares
    the `RequestBudget` (C slots, `JIRA_REQUEST_BUDGET_DIR`), so at most C requests are ever in flight;
@@ -72,7 +73,8 @@ class Case:
     latency_ms: float = 150.0
     jitter_ms: float = 0.0
     concurrency: int = 8  # C: request budget slots, and the simulator's max_in_flight
-    runs: int = 3  # partitions (runs) in parallel
+    runs: int = 3  # runs in parallel
+    days_per_run: int = 0  # partitions one run covers, like a backfill; 0 = the product's JIRA_DAYS_PER_RUN
     steps: int = 3  # steps in parallel inside a run (multiprocess executor max_concurrent)
     max_in_flight: int = 0  # per process; 0 = C (the shared budget is the cap)
     window_splits: int = 4
@@ -165,7 +167,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--latency-ms", type=float, help="simulator latency per request (L)")
     parser.add_argument("--jitter-ms", type=float, help="random extra latency, uniform 0..jitter")
     parser.add_argument("--concurrency", "-C", type=int, help="C: requests in flight across all processes")
-    parser.add_argument("--runs", type=int, help="partitions (runs) in parallel")
+    parser.add_argument("--runs", type=int, help="runs in parallel")
+    parser.add_argument("--days-per-run", type=int, help="partitions one run covers (default: the product's, 10)")
     parser.add_argument("--steps", type=int, help="steps in parallel in a run (multiprocess max_concurrent)")
     parser.add_argument("--max-in-flight", type=int, help="per-process max_in_flight (default C)")
     parser.add_argument("--window-splits", type=int, help="sub-windows of a day searched concurrently")
@@ -188,7 +191,7 @@ def register(subparsers: Any) -> None:
 
 
 _OVERRIDES = ("issues", "days", "partitions", "custom_fields", "latency_ms", "jitter_ms", "concurrency", "runs",
-              "steps", "max_in_flight", "window_splits", "child_workers", "start_method", "launcher", "executor",
+              "days_per_run", "steps", "max_in_flight", "window_splits", "child_workers", "start_method", "launcher", "executor",
               "floor_issues", "seed")
 
 
@@ -365,6 +368,8 @@ def product_environment(case: Case, info: dict, work: Path) -> dict[str, str]:
         "JIRA_WINDOW_SPLITS": str(case.window_splits),
         "JIRA_CHILD_WORKERS": str(case.child_workers),
     })
+    if case.days_per_run:
+        env["JIRA_DAYS_PER_RUN"] = str(case.days_per_run)
     return env
 
 
@@ -875,7 +880,7 @@ class InFlightMeter:
             return out
 
 
-# ---- the driver: Dagster runs, one per partition ------------------------------------------------------------
+# ---- the driver: Dagster runs, each over a range of partitions as a backfill launches them --------------------
 
 
 def bench_job(names: tuple[str, ...], checks: bool = False):
@@ -898,7 +903,8 @@ def bench_job(names: tuple[str, ...], checks: bool = False):
 
 
 def _driver(spec_path: str, out_path: str) -> int:
-    """Launch one run per partition, `runs` at a time, each in its own run-worker process, and wait for them.
+    """Launch a run per range of partitions (as a backfill does), `runs` at a time, each in its own run-worker
+    process, and wait for them.
 
     launcher "fork": run workers are forked from this process once the code location is imported (a warm
     worker, like a code server that forks instead of starting a fresh interpreter); "subprocess": each run worker
@@ -922,9 +928,9 @@ def _driver(spec_path: str, out_path: str) -> int:
     warmup = time.monotonic() - t_setup
     startup_cpu = _cpu_and_memory()["cpu_seconds"] + _forkserver_cpu()
 
-    # Newest partitions first: recent days hold the most updated issues, and a big partition started last
-    # would leave the budget idle while it finishes alone.
-    pending = sorted(spec["days"], reverse=True)
+    # Newest ranges first: recent days hold the most updated issues, and a big range started last would leave
+    # the budget idle while it finishes alone.
+    pending = [",".join(days) for days in reversed(run_ranges(spec["days"], _days_per_run(case)))]
     running: dict[int, tuple[str, float, Path]] = {}
     runs: dict[str, dict] = {}
     t0 = time.monotonic()
@@ -974,12 +980,25 @@ def _driver(spec_path: str, out_path: str) -> int:
     return 0
 
 
+def _days_per_run(case: Case) -> int:
+    from jira_assets.defs.raw import DAYS_PER_RUN  # the product's setting, from JIRA_DAYS_PER_RUN or its default
+
+    return 1 if case.snapshots else DAYS_PER_RUN
+
+
+def run_ranges(days: list[str], per_run: int) -> list[list[str]]:
+    """Consecutive days in chunks of `per_run`, oldest first: how a multi_run backfill policy splits them."""
+    days = sorted(days)
+    return [days[i:i + per_run] for i in range(0, len(days), max(1, per_run))]
+
+
 def _case(spec: dict) -> Case:
     return Case(**{**spec["case"], "select": tuple(spec["case"]["select"])})
 
 
 def _execute_run(case: Case, day: str, out: Path) -> int:
-    """One run (one partition) through the multiprocess executor; its results and metadata to `out`."""
+    """One run (`day`: one partition, or a comma list of consecutive ones) through the multiprocess executor;
+    its results and metadata to `out`."""
     import dagster as dg
 
     job = dg.build_reconstructable_job("jira_assets.bench", "bench_job",
@@ -993,8 +1012,11 @@ def _execute_run(case: Case, day: str, out: Path) -> int:
     run_config = {**QUIET, "execution": {"config": execution}}
     failures: list[str] = []
     with dg.DagsterInstance.get() as instance:
+        days = day.split(",")
+        partition = ({"dagster/partition": day} if len(days) == 1 else
+                     {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]})
         result = dg.execute_job(job, instance=instance, run_config=run_config,
-                                tags={"dagster/partition": day, "jira-assets/bench": case.name})
+                                tags={**partition, "jira-assets/bench": case.name})
         for event in result.all_events:
             if event.is_step_failure:
                 message = event.event_specific_data.error.message.strip().splitlines()[0]

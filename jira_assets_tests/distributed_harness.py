@@ -322,11 +322,12 @@ def jira_deployment_env(sim, lake: Path, bucket: str, s3_endpoint: str, pg, max_
     return env
 
 
-def run_partition(run) -> str:
-    """The one day a backfill run covers (multi_run(1) runs carry a one-day range)."""
+def run_days(run) -> list[str]:
+    """The days a backfill run covers: its partition range (multi_run(N) runs carry a range of up to N days)."""
     start = run.tags.get("dagster/asset_partition_range_start", run.tags.get("dagster/partition"))
-    assert start == run.tags.get("dagster/asset_partition_range_end", start), run.tags
-    return start
+    end = run.tags.get("dagster/asset_partition_range_end", start)
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def stored_ids(lake: Path, asset: str, day: str, column: str = "id") -> list[str]:

@@ -36,7 +36,7 @@ from jira_assets_tests.distributed_harness import (
     pool_waits,
     production_instance_yaml,
     run_intervals,
-    run_partition,
+    run_days,
     step_intervals,
     utc_days,
 )
@@ -48,6 +48,7 @@ BUDGET = 5  # C
 POOL_LIMIT = 2  # P
 MAX_IN_FLIGHT = 2  # M
 MAX_RUNS = 4
+DAYS_PER_RUN = 4  # JIRA_DAYS_PER_RUN: 20 days as 5 runs, more than MAX_RUNS: the queue holds one back
 DAYS = int(os.environ.get("JIRA_ASSETS_TEST_DAYS", "20"))
 TIMEOUT = float(os.environ.get("JIRA_ASSETS_TEST_TIMEOUT", "600"))
 ASSETS = (("jira", "raw", "issues"), ("jira", "raw", "issue_comments"))
@@ -76,6 +77,7 @@ def test_a_20_day_backfill_runs_as_concurrent_queued_runs_within_one_request_bud
         seed_refresh_token = sim.info()["refresh_token"]
         env = jira_deployment_env(sim, lake, s3_bucket, s3_server, postgres, MAX_IN_FLIGHT)
         env["JIRA_WINDOW_SPLITS"] = str(MAX_IN_FLIGHT)  # a day's search uses all M of its step's requests
+        env["JIRA_DAYS_PER_RUN"] = str(DAYS_PER_RUN)
         instance_yaml = production_instance_yaml(max_concurrent_runs=MAX_RUNS, pool_default_limit=POOL_LIMIT)
         deployment = Deployment(tmp_path, env, instance_yaml, {"module_name": "jira_assets.definitions"})
         cpu = CpuSampler(lambda: [s.proc.pid for s in deployment.services])
@@ -94,15 +96,17 @@ def test_a_20_day_backfill_runs_as_concurrent_queued_runs_within_one_request_bud
         print(f"\nCPU seconds of the deployment's processes, by kind (processes, seconds): {cpu.by_kind()}",
               file=sys.stderr)
 
-        # the queue ran the backfill as one run per day, several at once, and the pool held the Jira steps to P
+        # the queue ran the backfill as runs of up to DAYS_PER_RUN days, several at once, each day written once,
+        # and the pool held the Jira steps to P
         assert backfill.status.value == "COMPLETED_SUCCESS", deployment.run_statuses(backfill_id)
-        assert sorted(run_partition(r.dagster_run) for r in runs) == days
+        assert sorted(day for r in runs for day in run_days(r.dagster_run)) == days
+        assert len(runs) == -(-DAYS // DAYS_PER_RUN)
         assert {r.dagster_run.status.value for r in runs} == {"SUCCESS"}
         concurrent_runs = intervals_overlap_max(run_intervals(runs))
         assert concurrent_runs >= 2, "the runs did not overlap"
         assert concurrent_runs <= MAX_RUNS
         jira_steps = [s for s in steps if s[2] in ("jira__raw__issues", "jira__raw__issue_comments", "issues_checks")]
-        assert len({(s[2], s[3]) for s in jira_steps if s[2] != "issues_checks"}) == 2 * DAYS
+        assert len({(s[2], s[3]) for s in jira_steps if s[2] != "issues_checks"}) == 2 * len(runs)
         assert intervals_overlap_max((s[0], s[1]) for s in jira_steps) <= POOL_LIMIT, busiest_moment(jira_steps)
 
         # the site never saw more than C requests at once, never throttled, and the grant survived its rotations

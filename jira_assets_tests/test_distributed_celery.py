@@ -23,7 +23,7 @@ from jira_assets_tests.distributed_harness import (
     jira_deployment_env,
     pool_waits,
     production_instance_yaml,
-    run_partition,
+    run_days,
     start_celery_worker,
     step_intervals,
     utc_days,
@@ -64,6 +64,7 @@ def test_steps_of_a_backfill_spread_over_two_celery_workers_within_one_request_b
         env = jira_deployment_env(sim, lake, s3_bucket, s3_server, pg, MAX_IN_FLIGHT)
         env.update({
             "JIRA_WINDOW_SPLITS": str(MAX_IN_FLIGHT),
+            "JIRA_DAYS_PER_RUN": "1",  # a run per day: many steps for the two workers to share
             "DAGSTER_CELERY_BROKER_URL": f"{redis_url}/0",
             "DAGSTER_CELERY_BACKEND_URL": f"{redis_url}/1",
             "JIRA_REQUEST_BUDGET_DIR": str(tmp_path / "request-budget"),
@@ -87,7 +88,7 @@ def test_steps_of_a_backfill_spread_over_two_celery_workers_within_one_request_b
             deployment.stop(keep_logs=True)  # removed at the end if every assertion holds
 
         assert backfill.status.value == "COMPLETED_SUCCESS", deployment.run_statuses(backfill_id)
-        assert sorted(run_partition(r.dagster_run) for r in runs) == days
+        assert sorted(day for r in runs for day in run_days(r.dagster_run)) == days
 
         # every step ran in a Celery worker, and both workers took steps, Jira steps included
         assert {key for _, key in workers} >= {"jira__raw__issues", "jira__raw__issue_comments"}

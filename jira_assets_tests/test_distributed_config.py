@@ -5,6 +5,9 @@ dagster.yaml on a real Postgres)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,16 +62,30 @@ def test_the_instance_has_a_queue_a_run_limit_and_a_default_limit_for_the_jira_p
     assert production_yaml["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
 
-def test_every_raw_asset_and_every_jira_check_is_in_the_pool_and_backfills_one_day_per_run():
+def test_every_raw_asset_is_in_the_pool_and_backfills_days_in_ranges_and_snapshots_one_date_per_run():
     import dagster as dg
 
-    from jira_assets.defs.raw import BACKFILL_POLICY, POOL, raw_assets
+    from jira_assets.catalog import get
+    from jira_assets.defs.raw import DAYS_PER_RUN, ONE_PARTITION_PER_RUN, POOL, RANGE_BACKFILL, raw_assets
 
     assert POOL == "jira_api"
-    assert BACKFILL_POLICY == dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+    assert DAYS_PER_RUN == 10  # JIRA_DAYS_PER_RUN is not set here
+    assert RANGE_BACKFILL == dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN)
+    assert ONE_PARTITION_PER_RUN == dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
     for asset in raw_assets:
-        assert asset.backfill_policy == BACKFILL_POLICY, asset.key
+        incremental = get(asset.key.path[-1]).incremental
+        assert asset.backfill_policy == (RANGE_BACKFILL if incremental else ONE_PARTITION_PER_RUN), asset.key
         assert asset.op.pool == POOL, asset.key
+
+
+@pytest.mark.parametrize("value, problem", [("0", "must be at least 1"), ("ten", "is not a whole number"),
+                                            ("400", "is more than 366")])
+def test_a_days_per_run_that_cannot_work_stops_the_code_location_naming_the_variable(value, problem):
+    env = {**os.environ, "JIRA_DAYS_PER_RUN": value}
+    done = subprocess.run([sys.executable, "-c", "import jira_assets.definitions"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"JIRA_DAYS_PER_RUN={value!r} {problem}" in done.stderr
 
 
 def test_the_helm_values_carry_the_same_limits_as_the_dagster_yaml_and_keep_the_request_budget(

@@ -93,3 +93,43 @@ def test_issue_partitions_hold_exactly_the_issues_updated_that_utc_day_and_all_t
     changelog_keys = stored_keys(jira_env, get("issue_changelogs"), day.isoformat())
     expected_items = sum(len(h.get("items", [])) for i in truth for h in simulator.truth.changelog(i["id"]))
     assert len(changelog_keys) == len(set(changelog_keys)) == expected_items
+
+
+def test_a_run_over_a_range_of_days_writes_each_day_as_its_own_partition_equal_to_ground_truth(simulator, jira_env):
+    """A backfill run covers up to JIRA_DAYS_PER_RUN days: one step per asset, each day written on its own."""
+    from jira_assets.definitions import defs
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    days = [(today - dt.timedelta(days=back)).isoformat() for back in (4, 3, 2)]
+    names = ("issues", "issue_comments", "issue_changelogs", "issue_worklogs")
+    d = defs()
+    instance = dg.DagsterInstance.ephemeral()
+    issue_checks = next(c for c in d.asset_checks if c.node_def.name == "issues_checks")
+    result = dg.materialize([*(a for a in d.assets if isinstance(a, dg.AssetsDefinition)), issue_checks],
+                            resources=d.resources, instance=instance,
+                            selection=[dg.AssetKey(["jira", "raw", n]) for n in names],
+                            tags={"dagster/asset_partition_range_start": days[0],
+                                  "dagster/asset_partition_range_end": days[-1]}, raise_on_error=False)
+    assert not result.get_step_failure_events()
+    assert len(result.get_step_success_events()) == len(names) + 1  # one step per asset (and checks), 3 days
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    names_checked = ("primary_key_unique", "primary_key_not_null", "schema_unchanged", "count_matches_jira")
+    assert {name: c.passed for name, c in checks.items()} == {name: True for name in names_checked}
+    assert checks["count_matches_jira"].metadata["window_start"].value.startswith(days[0])  # the count covers the range
+    found_any = 0
+    for day in days:
+        start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
+        truth = simulator.truth.issues(updated_from=start, updated_to=start + dt.timedelta(days=1))
+        stored = sorted(k[0] for k in stored_keys(jira_env, get("issues"), day))
+        assert stored == sorted(str(i["id"]) for i in truth), day
+        comments = set(stored_keys(jira_env, get("issue_comments"), day))
+        assert comments == {(str(c["id"]),) for i in truth for c in simulator.truth.comments(i["id"])}, day
+        found_any += len(truth)
+        # each day's materialization carries that day's own row count, not the run's total
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["jira", "raw", "issues"]), asset_partitions=[day]),
+            limit=1).records[0]
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == len(truth), day
+        assert metadata["dagster/uri"].value.rstrip("/").endswith(f"date={day}")
+    assert found_any > 0  # not a vacuous comparison

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from jira_assets.parquet import ParquetIOManager, RecordBatchStream
+from jira_assets.parquet import ParquetIOManager, PartitionedInput, PartitionedOutput, RecordBatchStream
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-04")  # 3 days
 ROWS_PER_DAY = {"2026-10-01": 250, "2026-10-02": 0, "2026-10-03": 40}
@@ -144,17 +144,86 @@ def range_events(context: dg.AssetExecutionContext) -> pa.Table:
     return pa.table({"day": keys})
 
 
-def test_partition_range_output_is_refused_with_a_clear_error(tmp_path, instance):
+RANGE = {"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-03"}
+
+
+def test_a_range_output_that_is_not_partitioned_output_is_refused_with_a_clear_error(tmp_path, instance):
     io_manager = ParquetIOManager(base_path=str(tmp_path / "lake"))
-    result = dg.materialize(
-        [range_events], resources={"parquet": io_manager}, instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": "2026-10-01",
-              "dagster/asset_partition_range_end": "2026-10-03"},
-    )
+    result = dg.materialize([range_events], resources={"parquet": io_manager}, instance=instance,
+                            raise_on_error=False, tags=RANGE)
     assert not result.success
     message = failure_message(result, "range_events")
-    assert "one partition per output" in message and "3 partitions" in message
+    assert "one partition per output" in message and "3 partitions" in message and "PartitionedOutput" in message
     assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
+
+
+produced = []
+
+
+@dg.asset(partitions_def=DAILY, io_manager_key="parquet")
+def day_tables(context: dg.AssetExecutionContext):
+    def day(key):
+        produced.append(key)  # producers run one at a time, as the IO manager reaches their partition
+        if key == context.run.tags.get("fail_on"):
+            raise RuntimeError(f"Jira answered nonsense for {key}")
+        return pa.table({"day": [key] * ROWS_PER_DAY[key], "run": [context.run.run_id] * ROWS_PER_DAY[key]})
+
+    return PartitionedOutput({key: (lambda key=key: day(key)) for key in context.partition_keys})
+
+
+@dg.asset(partitions_def=DAILY, io_manager_key="parquet", ins={"day_tables": dg.AssetIn()})
+def day_counts(day_tables: PartitionedInput) -> PartitionedOutput:
+    def count(data):
+        days = sorted(set(data.to_table(columns=["day"]).column(0).to_pylist()))
+        return pa.table({"rows": [data.count_rows()], "days": [days]})
+
+    return PartitionedOutput({key: (lambda data=data: count(data)) for key, data in day_tables.items()})
+
+
+def _days_written(lake, name):
+    return {p.parent.name.removeprefix("date="): ds.dataset(str(p.parent), format="parquet").to_table()
+            for p in sorted(lake.glob(f"{name}/date=*/part-00000.parquet"))}
+
+
+def test_a_range_run_writes_each_partition_with_its_own_metadata_and_reads_upstream_per_partition(tmp_path,
+                                                                                                    instance):
+    lake = tmp_path / "lake"
+    result = dg.materialize([day_tables, day_counts], resources={"parquet": ParquetIOManager(base_path=str(lake))},
+                            instance=instance, tags=RANGE)
+    assert result.success
+    tables = _days_written(lake, "day_tables")
+    assert {day: t.num_rows for day, t in tables.items()} == ROWS_PER_DAY
+    counts = _days_written(lake, "day_counts")  # each downstream partition saw its own upstream partition only
+    assert {day: (t.column("rows")[0].as_py(), t.column("days")[0].as_py()) for day, t in counts.items()} == {
+        day: (rows, [day] if rows else []) for day, rows in ROWS_PER_DAY.items()}
+    for day, rows in ROWS_PER_DAY.items():
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("day_tables"), asset_partitions=[day]), limit=1).records[0]
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == rows
+        assert metadata["dagster/uri"].value.rstrip("/").endswith(f"day_tables/date={day}")
+
+
+def test_a_range_run_failing_on_one_partition_keeps_the_ones_before_and_leaves_the_ones_after(tmp_path, instance):
+    lake = tmp_path / "lake"
+    io_manager = ParquetIOManager(base_path=str(lake))
+    first = dg.materialize([day_tables], resources={"parquet": io_manager}, instance=instance, tags=RANGE)
+    old = {day: t.column("run")[0].as_py() if t.num_rows else None
+           for day, t in _days_written(lake, "day_tables").items()}
+    failing_day_file = lake / "day_tables" / "date=2026-10-02" / "part-00000.parquet"
+    failing_day_stamp = failing_day_file.stat().st_mtime_ns
+    produced.clear()
+    failed = dg.materialize([day_tables], resources={"parquet": io_manager}, instance=instance,
+                            tags={**RANGE, "fail_on": "2026-10-02"}, raise_on_error=False)
+    assert first.success and not failed.success
+    assert "Jira answered nonsense for 2026-10-02" in failure_message(failed, "day_tables")
+    assert produced == ["2026-10-01", "2026-10-02"]  # the day after the failure was never fetched
+    now = {day: t.column("run")[0].as_py() if t.num_rows else None
+           for day, t in _days_written(lake, "day_tables").items()}
+    assert now["2026-10-01"] == failed.run_id  # written whole before the failure
+    assert now["2026-10-03"] == old["2026-10-03"] == first.run_id
+    assert failing_day_file.stat().st_mtime_ns == failing_day_stamp  # the failing day's files are untouched
+    assert {day: t.num_rows for day, t in _days_written(lake, "day_tables").items()} == ROWS_PER_DAY
 
 
 def test_s3_io_manager_writes_with_sse_kms_and_reads_back(s3_server, s3_bucket, instance):

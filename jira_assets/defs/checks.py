@@ -146,12 +146,19 @@ def _materialized_schemas(context: dg.AssetCheckExecutionContext,
     `dagster/column_schema` metadata. The one checked is the newest of this partition; the previous one may be
     of any partition."""
     records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=100).records
-    partition = context.partition_key if context.has_partition_key else None
+    partition = _last_partition_checked(context)
     index = next((i for i, r in enumerate(records) if r.partition_key == partition), None)
     if index is None:
         return None, None
     schemas = [_schema_metadata(r) for r in records[index:index + 2]]
     return schemas[0], (schemas[1] if len(schemas) > 1 else None)
+
+
+def _last_partition_checked(context: dg.AssetCheckExecutionContext) -> Optional[str]:
+    """The partition checked, or the last of a range a backfill run covered (one run wrote them all)."""
+    if context.has_partition_key_range:
+        return context.partition_key_range.end
+    return context.partition_key if context.has_partition_key else None
 
 
 def _schema_metadata(record: Any) -> Optional[dict]:
@@ -208,7 +215,8 @@ def _earliest_extraction(data: ds.Dataset) -> Optional[dt.datetime]:
 def _writer_run_start(context: dg.AssetCheckExecutionContext) -> Optional[dt.datetime]:
     """When the run that wrote the checked partition started (known even when it stored no row)."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=raw_key("issues"), asset_partitions=[context.partition_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=raw_key("issues"), asset_partitions=[_last_partition_checked(context)]),
+        limit=1
     ).records
     if not records:
         return None

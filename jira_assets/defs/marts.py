@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 from jira_assets.defs.automation import MART_AUTOMATION
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
 from jira_assets.defs.raw import GROUP as RAW_GROUP
-from jira_assets.defs.raw import BACKFILL_POLICY, POOL, RAW_PREFIX, check_capture_date, raw_key
+from jira_assets.defs.raw import ONE_PARTITION_PER_RUN, POOL, RAW_PREFIX, check_capture_date, raw_key
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.marts import census as census_mart
 from jira_assets.marts import history as history_mart
@@ -102,7 +102,7 @@ def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa
     io_manager_key="parquet_io_manager",
     pool=POOL,
     code_version="1",
-    backfill_policy=BACKFILL_POLICY,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     description=(
         "Issue id census: every issue id in scope, from an id-only `GET /rest/api/2/search/jql` (fields=id, "
         "5000 a page). Compared with the stored issues it reveals deletions, which incremental reads never "
@@ -220,7 +220,7 @@ def issue_status_transitions(context: dg.AssetExecutionContext, changelogs: ds.D
        "today): the table a burndown or a dashboard reads. Past days are rebuilt from the status history.",
        {"transitions": dg.AssetIn(key=mart_key("issue_status_transitions"))},
        schema=transitions_mart.OPEN_ISSUES_SCHEMA, partitions_def=incremental_partitions,
-       backfill_policy=BACKFILL_POLICY)
+       backfill_policy=ONE_PARTITION_PER_RUN)
 def open_issues_daily(context: dg.AssetExecutionContext, transitions: ds.Dataset) -> dg.Output:
     day = dt.date.fromisoformat(context.partition_key)
     table = transitions_mart.open_issues_daily(transitions, day, dt.datetime.now(dt.timezone.utc))

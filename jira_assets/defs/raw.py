@@ -1,15 +1,14 @@
 """The asset factory: one software-defined asset per catalog entry, all built the same way."""
 
+import functools
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 import dagster as dg
-import pyarrow.dataset as ds
-
 from jira_assets.arrow import RecordConverter
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
-from jira_assets.defs.resources import JiraCloudResource
+from jira_assets.defs.resources import JiraCloudResource, int_setting
 from jira_assets.extract import ExtractionError, Window, extract
 from jira_assets.jira.errors import (
     ConfigError,
@@ -21,16 +20,21 @@ from jira_assets.jira.errors import (
 )
 from jira_assets.issue_schema import issue_converter
 from jira_assets.jira.redact import redact
-from jira_assets.parquet.stream import RecordBatchStream
+from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
 from jira_assets.scope import ScopeError
 
 RAW_PREFIX = ["jira", "raw"]
 GROUP = "jira_raw"
 POOL = "jira_api"  # `dagster instance concurrency set jira_api N` caps concurrent Jira steps
-# A backfill of many days becomes one run per day: the IO manager writes one partition per output (it refuses
-# ranges), a day is the unit that is retried and re-run, and the runs spread over the run queue and the run
-# launcher's machines. The pool above, not the number of runs, is what bounds the load on Jira (deploy/README.md).
-BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# A backfill of many days runs DAYS_PER_RUN of them in one run: Dagster's fixed cost of a run and a step (about
+# 2 CPU s: event log, run creation, loading the definitions) is paid once per range instead of once per day, which
+# at a few thousand issues a day is as much CPU as the extraction itself. Each day is still its own partition,
+# written and replaced atomically on its own (PartitionedOutput), one after another. The pool below, not the number
+# of runs, is what bounds the load on Jira (deploy/README.md). A snapshot can only be captured today, so a backfill
+# of snapshot dates stays one run per date: the runs of past dates fail alone, today's lands.
+DAYS_PER_RUN = int_setting("JIRA_DAYS_PER_RUN", 10)  # read when the code location loads; 1 = a run per day
+RANGE_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN)
+ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 # `backfill_policy` is a beta parameter of @asset in dagster 1.13: one BetaWarning per asset in every process that
 # loads the code (daemon, code server, each run and step). The policy is deliberate, so that warning, and no
 # other, is silenced for every asset that takes it (raw assets, the census, open_issues_daily).
@@ -136,7 +140,7 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
         partitions_def=incremental_partitions if obj.incremental else snapshot_partitions,
         io_manager_key="parquet_io_manager",
         pool=POOL,
-        backfill_policy=BACKFILL_POLICY,
+        backfill_policy=RANGE_BACKFILL if obj.incremental else ONE_PARTITION_PER_RUN,
         code_version=obj.version,
         deps=_deps(obj),
         metadata={
@@ -152,17 +156,15 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
     )
 
     def materialize(context: dg.AssetExecutionContext, jira: JiraCloudResource,
-                    upstream: Optional[ds.Dataset]) -> RecordBatchStream:
-        window = None
+                    upstream: Optional[PartitionedInput]) -> RecordBatchStream | PartitionedOutput:
         last_attempt = context.retry_number >= STEP_RETRIES
-        if obj.incremental:
-            start, end = context.partition_time_window
-            window = Window(start, end)
-        else:
-            check_capture_date(obj, context.partition_key)
+        keys = context.partition_keys
+        if not obj.incremental:
+            for key in keys:
+                check_capture_date(obj, key)
         try:  # for issues and their children the scope is checked against Jira first: nothing is written yet
             settings = jira.extract_settings(obj.name)
-            stream = extract(obj, jira.get_client(), window=window, upstream=upstream, settings=settings)
+            client = jira.get_client()
         except ScopeError as exc:
             raise dg.Failure(description=f"{obj.name}: the extraction scope is wrong, nothing was written. "
                                          f"{exc}",
@@ -172,18 +174,33 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
             raise
         except Exception as exc:
             raise as_failure(obj, exc, last_attempt) from exc
-        return failing_clearly(obj, stream, last_attempt)
+
+        def one_partition(key: str) -> RecordBatchStream:
+            window = Window(*incremental_partitions.time_window_for_partition_key(key)) if obj.incremental else None
+            try:
+                stream = extract(obj, client, window=window, settings=settings,
+                                 upstream=None if upstream is None else upstream.get(key))
+            except Exception as exc:
+                raise as_failure(obj, exc, last_attempt) from exc
+            return failing_clearly(obj, stream, last_attempt)
+
+        if len(keys) == 1:
+            return one_partition(keys[0])
+        return PartitionedOutput({key: functools.partial(one_partition, key) for key in keys})
+
+    # The output is a RecordBatchStream or, for a run over several days, a PartitionedOutput: Dagster cannot
+    # type-check a union, so the assets below return Any and the IO manager checks what it is given.
 
     if obj.reads:
         @dg.asset(ins={"upstream": dg.AssetIn(key=raw_key(obj.reads))}, **common)
         def _with_input(context: dg.AssetExecutionContext, jira: JiraCloudResource,
-                        upstream: ds.Dataset) -> RecordBatchStream:
+                        upstream: PartitionedInput) -> Any:
             return materialize(context, jira, upstream)
 
         return _with_input
 
     @dg.asset(**common)
-    def _asset(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> RecordBatchStream:
+    def _asset(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> Any:
         return materialize(context, jira, None)
 
     return _asset

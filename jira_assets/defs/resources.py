@@ -236,7 +236,12 @@ def _flag(var: str) -> bool:
 
 # Beyond these a value is a typo, and a harmful one (a pool of millions of connections, thousands of threads).
 _INT_MAXIMA = {"JIRA_MAX_IN_FLIGHT": 64, "JIRA_WINDOW_SPLITS": 64, "JIRA_CHILD_WORKERS": 64,
-               "JIRA_ISSUE_PAGE_SIZE": 5000}
+               "JIRA_ISSUE_PAGE_SIZE": 5000, "JIRA_DAYS_PER_RUN": 366}
+
+
+def int_setting(var: str, default: int) -> int:
+    """A positive whole-number setting from the environment; unset or blank means the default."""
+    return _positive_int(var) if os.environ.get(var, "").strip() else default
 
 
 def _positive_int(var: str) -> int:

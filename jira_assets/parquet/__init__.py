@@ -4,12 +4,14 @@
 """
 from jira_assets.parquet.errors import MissingPartitionsError, StorageError
 from jira_assets.parquet.store import ParquetStore, WriteResult
-from jira_assets.parquet.stream import RecordBatchStream
+from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
 
 __all__ = [
     "MissingPartitionsError",
     "ParquetIOManager",
     "ParquetStore",
+    "PartitionedInput",
+    "PartitionedOutput",
     "RecordBatchStream",
     "StorageError",
     "WriteResult",

@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr
 from jira_assets.parquet.errors import StorageError
 from jira_assets.parquet.glue import GlueCatalog
 from jira_assets.parquet.store import ParquetStore, WriteResult
-from jira_assets.parquet.stream import RecordBatchStream
+from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
 
 DEFAULT_BASE_PATH = ".jira_assets/lake"
 
@@ -24,8 +24,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     """Writes each asset to ``<base_path>/<asset key path>/<partition_column>=<key>/part-NNNNN.parquet``.
 
     Outputs may be a ``RecordBatchStream`` (streamed, never held whole), a ``pyarrow.Table`` or a
-    pandas DataFrame; ``None`` writes nothing. Inputs load as a lazy ``pyarrow.dataset.Dataset``
-    over the upstream partitions the input maps to, or as a DataFrame / Table when annotated so.
+    pandas DataFrame; ``None`` writes nothing. A run over several partitions returns a
+    ``PartitionedOutput`` (one producer per key): each partition is written in turn, with its own
+    metadata. Inputs load as a lazy ``pyarrow.dataset.Dataset`` over the upstream partitions the input
+    maps to, as a DataFrame / Table when annotated so, or, annotated ``PartitionedInput``, as one
+    dataset per upstream partition.
     Set input metadata ``allow_missing_partitions=True`` to skip upstream partitions never written.
     """
 
@@ -85,17 +88,36 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return  # e.g. an asset that wrote its data itself
+        keys = [str(key) for key in context.asset_partition_keys] if context.has_asset_partitions else []
+        if len(keys) > 1 or isinstance(obj, PartitionedOutput):
+            self._write_partitions(context, keys, obj)
+            return
+        partition = (self.partition_column, keys[0]) if keys else None
+        context.add_output_metadata(self._write_one(context, partition, obj))
+
+    def _write_partitions(self, context: dg.OutputContext, keys: list[str], obj: Any) -> None:
+        """A run over several partitions: each written (atomically) in turn, each with its own metadata. A
+        failure leaves the partitions already written complete and the later ones as they were."""
+        table = "/".join(_table_path(context))
+        if not isinstance(obj, PartitionedOutput):
+            raise dg.DagsterInvariantViolationError(
+                f"ParquetIOManager writes one partition per output, but this run covers {len(keys)} partitions "
+                f"of {table} ({keys[0]} ... {keys[-1]}): return a PartitionedOutput with one producer per "
+                "partition key, or launch one run per partition."
+            )
+        if sorted(obj.keys) != sorted(keys):
+            raise dg.DagsterInvariantViolationError(
+                f"{table}: the output's partitions {_preview(obj.keys)} are not the run's {_preview(keys)}"
+            )
+        for key in keys:
+            metadata = self._write_one(context, (self.partition_column, key), obj.produce(key))
+            if len(keys) == 1:
+                context.add_output_metadata(metadata)
+            else:  # partition-scoped: each partition's materialization shows its own rows, files and requests
+                context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=key)
+
+    def _write_one(self, context: dg.OutputContext, partition: tuple[str, str] | None, obj: Any) -> dict[str, Any]:
         data = _as_arrow(obj)
-        partition = None
-        if context.has_asset_partitions:
-            keys = context.asset_partition_keys
-            if len(keys) != 1:
-                raise dg.DagsterInvariantViolationError(
-                    f"ParquetIOManager writes one partition per output, but this run covers {len(keys)} "
-                    f"partitions of {context.asset_key.to_user_string()} ({keys[0]} ... {keys[-1]}). "
-                    "Launch one run per partition, e.g. BackfillPolicy.multi_run(max_partitions_per_run=1)."
-                )
-            partition = (self.partition_column, str(keys[0]))
         table_path = _table_path(context)
         try:
             result = self.store.write(table_path, partition, data)
@@ -109,7 +131,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 table_path, self.store.uri(table_path), result.schema, partition, result.uri,
                 description=_asset_description(context),
             ))
-        context.add_output_metadata(metadata)
+        return metadata
 
     # ---------------------------------------------------------------------------------- input
 
@@ -119,12 +141,18 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             partitions = [str(key) for key in context.asset_partition_keys]
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
+        wanted = _wanted_type(context)
         try:
             dataset = self.store.dataset(table_path, partitions, allow_missing=allow_missing)
+            if wanted is PartitionedInput:
+                if partitions is None:
+                    return PartitionedInput({None: dataset})
+                written = set(self.store.list_partitions(table_path))
+                return PartitionedInput((key, self.store.dataset(table_path, [key]))
+                                        for key in partitions if key in written)
         except StorageError as exc:  # e.g. the upstream partition was never materialized: say so in one line
             raise dg.Failure(description=f"input {'/'.join(table_path)}: {exc}", allow_retries=exc.transient
                              and not _last_attempt(context)) from exc
-        wanted = _wanted_type(context)
         if wanted is pd.DataFrame:
             return dataset.to_table().to_pandas()
         if wanted is pa.Table:
@@ -164,7 +192,7 @@ def _wanted_type(context: dg.InputContext) -> Any:
         return ds.Dataset
     if typing.get_origin(wanted) in (typing.Union, types.UnionType):  # Optional[pd.DataFrame]
         wanted = next((arg for arg in typing.get_args(wanted) if arg is not type(None)), wanted)
-    return wanted if wanted in (pd.DataFrame, pa.Table) else ds.Dataset
+    return wanted if wanted in (pd.DataFrame, pa.Table, PartitionedInput) else ds.Dataset
 
 
 def _as_arrow(obj: Any) -> RecordBatchStream | pa.Table:
@@ -178,6 +206,10 @@ def _as_arrow(obj: Any) -> RecordBatchStream | pa.Table:
         f"ParquetIOManager cannot store a {type(obj).__name__}: return a RecordBatchStream, "
         "a pyarrow.Table or a pandas DataFrame"
     )
+
+
+def _preview(keys: list[str]) -> str:
+    return f"{keys[0]} ... {keys[-1]} ({len(keys)})" if len(keys) > 2 else ", ".join(keys) or "none"
 
 
 def _write_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:

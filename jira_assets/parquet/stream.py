@@ -1,7 +1,7 @@
 """RecordBatchStream: what an asset returns when its rows should be streamed, not held in memory."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -87,3 +87,28 @@ def conform_batch(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Rec
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)
+
+
+class PartitionedOutput:
+    """The output of a run that covers several partitions: a producer per partition key.
+
+    The writer calls each producer only when it reaches that partition, so a run of many days holds one
+    day's batches at a time, and a producer that fails leaves the partitions after it untouched.
+    """
+
+    def __init__(self, producers: Mapping[str, Callable[[], Any]]) -> None:
+        self._producers = dict(producers)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._producers)
+
+    def produce(self, key: str) -> Any:
+        return self._producers[key]()
+
+
+class PartitionedInput(dict):
+    """An upstream read partition by partition: {partition key: lazy dataset of that partition alone}.
+
+    Annotate an input with this type when each of the run's partitions must see its own upstream partition
+    (a run over a range of days); partitions never written are absent when missing ones are allowed."""
