@@ -319,7 +319,7 @@ def run_case(case: Case, work: Path) -> dict:
         env = product_environment(case, info, work)
         spec = {"case": dataclasses.asdict(case), "days": partition_days(case), "work": str(work)}
         before = sim.stats(reset_peak=True)
-        print(f"  materializing through Dagster ({len(spec['days'])} run(s)) ...", flush=True)
+        print(f"  materializing {len(spec['days'])} partition(s) through Dagster ...", flush=True)
         busy0, own0 = machine_busy_seconds(), _own_cpu()
         driver = run_child("driver", spec, env, work, sample_tree=True)
         after = sim.stats()

@@ -361,9 +361,9 @@ class JiraClient:
             for _ in range(MAX_REDIRECTS + 1):
                 response = self._session.request(
                     method, url, params=_encode_params(params), data=data, headers=headers,
-                    timeout=self.timeout, allow_redirects=False,
+                    timeout=self.timeout, allow_redirects=False, stream=True,
                 )
-                response.content  # read the whole body inside the slot (raises on a truncated body)
+                _read_body(response)  # the whole body, inside the slot (raises on a truncated body)
                 if not response.is_redirect:
                     return response
                 location = urljoin(url, response.headers.get("Location", ""))
@@ -426,6 +426,17 @@ def _new_session(max_in_flight: int) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+# requests reads a body 10 KB at a time; a search page of 100 issues with every field is megabytes, and each
+# read gives up and retakes the GIL, which the threads of a split window then fight over (about 10 % of the
+# extraction's CPU). The same read as `response.content`, in bigger pieces.
+BODY_READ_CHUNK = 1 << 20
+
+
+def _read_body(response: requests.Response) -> bytes:
+    response._content = b"".join(response.iter_content(BODY_READ_CHUNK))  # what .content stores, read faster
+    return response._content
 
 
 def _encode_params(params: Any) -> Any:
