@@ -118,7 +118,7 @@ def _presets() -> dict[str, list[Case]]:
     p1_api = dataclasses.replace(p1, name="P1-api-bound", latency_ms=1_500, window_splits=4, floor=False,
                                  note="the same backfill with L=1.5 s, where the API and not this machine's CPU is "
                                  "the bottleneck (C*P/L = 533 issues/s)")
-    p3 = dataclasses.replace(p1, name="P3", latency_ms=0, runs=2, window_splits=2,
+    p3 = dataclasses.replace(p1, name="P3", latency_ms=0, runs=2, window_splits=2, floor_issues=100_000,
                              note="the P1 backfill at L=0: CPU per 1000 issues vs the floor")
     p3_one = dataclasses.replace(p3, name="P3-1-partition", issues=50_000, days=1, partitions=1, runs=1,
                                  floor_issues=50_000, note="one 50 000-issue partition at L=0: Dagster's per-run "
