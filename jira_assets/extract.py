@@ -10,7 +10,6 @@ import concurrent.futures as cf
 import datetime as dt
 import functools
 import logging
-import queue
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -141,6 +140,8 @@ def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) 
         for make in generators:
             yield from make()
         return
+    import queue
+
     # One page waits at most: every producer blocked on put() holds a decoded page too (~7 MB for 100 issues)
     out: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -174,101 +175,6 @@ def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) 
             while remaining:  # unblock producers so the pool can shut down
                 kind, _ = out.get()
                 remaining -= kind == "done"
-
-
-def read_ahead(items: Sequence[Any], make: Callable[[Any], RecordBatchStream], max_batches: int = 4
-               ) -> Iterator[tuple[Any, Any]]:
-    """(item, stream or the exception) in the items' order, the next item's stream already being read while
-    this one is: a run over several days fetches day N+1 while day N is written, so the requests of one day's
-    tail (its last sub-windows) and the next day's head overlap instead of leaving the budget idle between days.
-    At most `max_batches` of the next stream wait in memory."""
-    jobs = [_Prefetch(item, make, max_batches, queue.Queue()) for item in items]
-    try:
-        for index, job in enumerate(jobs):
-            for upcoming in jobs[index:index + 2]:
-                upcoming.start()
-            job.ready.get()
-            yield job.item, (job.error if job.error is not None else job.handed_over())
-    except BaseException:
-        for job in jobs:
-            job.abandon()
-        raise
-
-
-class _Prefetch:
-    """One stream read ahead on a daemon thread into a bounded queue (see `read_ahead`). It is handed over once
-    it is *ready*: read to its end, failed, or `max_batches` ahead of its reader; a failure before that is
-    returned as the exception (nothing was written), one after it is raised to the reader. A daemon thread: a
-    producer left waiting by a reader that failed must not keep a step process from exiting."""
-
-    def __init__(self, item: Any, make: Callable[[Any], RecordBatchStream], max_batches: int,
-                 ready: "queue.Queue[_Prefetch]") -> None:
-        self.item, self.make, self.ready = item, make, ready
-        self.batches: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=max(1, max_batches))
-        self.stream: Optional[RecordBatchStream] = None
-        self.error: Optional[BaseException] = None
-        self._signalled = False
-        self._started = False
-        self._abandoned = threading.Event()
-
-    def start(self) -> None:
-        if not self._started:
-            self._started = True
-            threading.Thread(target=self.run, name="jira-read-ahead", daemon=True).start()
-
-    def run(self) -> None:
-        try:
-            self.stream = self.make(self.item)
-            for batch in self.stream:
-                self._put(("batch", batch))
-                if self._abandoned.is_set():
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader
-            if self._signalled:
-                self._put(("error", exc))
-            else:
-                self.error = exc
-        self._signal()
-
-    def _put(self, entry: tuple[str, Any]) -> None:
-        try:
-            self.batches.put_nowait(entry)
-        except queue.Full:  # ahead of the reader by max_batches: hand over, then wait for room
-            self._signal()
-            while not self._abandoned.is_set():
-                try:
-                    self.batches.put(entry, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-
-    def _signal(self) -> None:
-        if not self._signalled:
-            self._signalled = True
-            self.ready.put(self)
-
-    def handed_over(self) -> RecordBatchStream:
-        def drain() -> Iterator[pa.RecordBatch]:
-            while True:
-                try:
-                    kind, value = self.batches.get(timeout=0.5)
-                except queue.Empty:
-                    if self._abandoned.is_set():  # the read-ahead was closed: nothing more will come
-                        raise RuntimeError("the stream was abandoned before its end") from None
-                    continue
-                if kind == "end":
-                    return
-                if kind == "error":
-                    raise value
-                yield value
-
-        assert self.stream is not None
-        return RecordBatchStream(self.stream.schema, drain(), metadata=self.stream.metadata)
-
-    def abandon(self) -> None:
-        """The reader is gone (the step failed): let a producer waiting for room end."""
-        self._abandoned.set()
 
 
 # --------------------------------------------------------------------------------------------------

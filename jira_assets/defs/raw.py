@@ -9,7 +9,7 @@ from jira_assets.arrow import RecordConverter
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
 from jira_assets.defs.resources import JiraCloudResource, int_setting
-from jira_assets.extract import ExtractionError, Window, extract, read_ahead
+from jira_assets.extract import ExtractionError, Window, extract
 from jira_assets.jira.errors import (
     ConfigError,
     JiraError,
@@ -128,14 +128,19 @@ def _deps(obj: JiraObject) -> list[dg.AssetDep]:
     return deps
 
 
-def _attributes(obj: JiraObject) -> dict:
-    """What every raw asset declares, whether it is its own asset or an output of the snapshot step."""
-    return dict(
+def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
+    common = dict(
+        name=obj.name,
+        key_prefix=RAW_PREFIX,
         group_name=GROUP,
         kinds={"jira", "parquet", "s3"},
         owners=["team:data-eng"],
         tags={"jira/mode": obj.mode.value},
         description=_description(obj),
+        partitions_def=incremental_partitions if obj.incremental else snapshot_partitions,
+        io_manager_key="parquet_io_manager",
+        pool=POOL,
+        backfill_policy=RANGE_BACKFILL if obj.incremental else ONE_PARTITION_PER_RUN,
         code_version=obj.version,
         deps=_deps(obj),
         metadata={
@@ -147,23 +152,7 @@ def _attributes(obj: JiraObject) -> dict:
             "jira/appflow_object": obj.appflow,
             "dagster/column_schema": column_schema(obj),
         },
-    )
-
-
-def _step_retries() -> dg.RetryPolicy:
-    return dg.RetryPolicy(max_retries=STEP_RETRIES, delay=30, backoff=dg.Backoff.EXPONENTIAL)
-
-
-def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
-    common = dict(
-        name=obj.name,
-        key_prefix=RAW_PREFIX,
-        partitions_def=incremental_partitions if obj.incremental else snapshot_partitions,
-        io_manager_key="parquet_io_manager",
-        pool=POOL,
-        backfill_policy=RANGE_BACKFILL if obj.incremental else ONE_PARTITION_PER_RUN,
-        retry_policy=_step_retries(),
-        **_attributes(obj),
+        retry_policy=dg.RetryPolicy(max_retries=STEP_RETRIES, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     )
 
     def materialize(context: dg.AssetExecutionContext, jira: JiraCloudResource,
@@ -197,16 +186,7 @@ def build_raw_asset(obj: JiraObject) -> dg.AssetsDefinition:
 
         if len(keys) == 1:
             return one_partition(keys[0])
-        days = read_ahead(keys, one_partition)  # day N+1 is fetched while day N is written
-
-        def produce(key: str) -> RecordBatchStream:
-            day, stream = next(days)
-            assert day == key, f"partitions written out of order: {key} before {day}"
-            if isinstance(stream, BaseException):
-                raise stream
-            return stream
-
-        return PartitionedOutput({key: functools.partial(produce, key) for key in keys})
+        return PartitionedOutput({key: functools.partial(one_partition, key) for key in keys})
 
     # The output is a RecordBatchStream or, for a run over several days, a PartitionedOutput: Dagster cannot
     # type-check a union, so the assets below return Any and the IO manager checks what it is given.

@@ -109,7 +109,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             raise dg.DagsterInvariantViolationError(
                 f"{table}: the output's partitions {_preview(obj.keys)} are not the run's {_preview(keys)}"
             )
-        for key in obj.keys:  # in the producer's order: it may be reading the next one ahead
+        for key in keys:
             metadata = self._write_one(context, (self.partition_column, key), obj.produce(key))
             if len(keys) == 1:
                 context.add_output_metadata(metadata)

@@ -92,9 +92,8 @@ def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
 class PartitionedOutput:
     """The output of a run that covers several partitions: a producer per partition key.
 
-    The writer calls the producers one after another, in the order given, each only when it reaches that
-    partition, so a run of many days holds about one day's batches at a time, and a producer that fails leaves
-    the partitions after it untouched.
+    The writer calls each producer only when it reaches that partition, so a run of many days holds one
+    day's batches at a time, and a producer that fails leaves the partitions after it untouched.
     """
 
     def __init__(self, producers: Mapping[str, Callable[[], Any]]) -> None:
