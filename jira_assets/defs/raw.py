@@ -5,6 +5,7 @@ import warnings
 from typing import Any, Optional
 
 import dagster as dg
+
 from jira_assets.arrow import RecordConverter
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions, today_utc
