@@ -115,7 +115,7 @@ def _presets() -> dict[str, list[Case]]:
     p1 = Case("P1", issues=100_000, days=30, partitions=30, latency_ms=150, concurrency=8, runs=3, steps=1,
               window_splits=4, floor_issues=10_000, note="issues backfill: 30 daily partitions, 100k issues, "
               "L=150 ms, C=8")
-    p1_api = dataclasses.replace(p1, name="P1-api-bound", latency_ms=1_500, window_splits=4, floor=False,
+    p1_api = dataclasses.replace(p1, name="P1-api-bound", latency_ms=1_500, window_splits=8, floor=False,
                                  note="the same backfill with L=1.5 s, where the API and not this machine's CPU is "
                                  "the bottleneck (C*P/L = 533 issues/s)")
     p3 = dataclasses.replace(p1, name="P3", latency_ms=0, runs=2, window_splits=2, floor_issues=100_000,
