@@ -191,8 +191,8 @@ def register(subparsers: Any) -> None:
 
 
 _OVERRIDES = ("issues", "days", "partitions", "custom_fields", "latency_ms", "jitter_ms", "concurrency", "runs",
-              "days_per_run", "steps", "max_in_flight", "window_splits", "child_workers", "start_method", "launcher", "executor",
-              "floor_issues", "seed")
+              "days_per_run", "steps", "max_in_flight", "window_splits", "child_workers", "start_method", "launcher",
+              "executor", "floor_issues", "seed")
 
 
 def cases_from_args(args: argparse.Namespace) -> list[Case]:

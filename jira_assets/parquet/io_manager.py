@@ -14,7 +14,7 @@ from pydantic import Field, PrivateAttr
 
 from jira_assets.parquet.errors import StorageError
 from jira_assets.parquet.glue import GlueCatalog
-from jira_assets.parquet.store import ParquetStore, WriteResult
+from jira_assets.parquet.store import ParquetStore, WriteResult, preview_list
 from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
 
 DEFAULT_BASE_PATH = ".jira_assets/lake"
@@ -107,7 +107,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             )
         if sorted(obj.keys) != sorted(keys):
             raise dg.DagsterInvariantViolationError(
-                f"{table}: the output's partitions {_preview(obj.keys)} are not the run's {_preview(keys)}"
+                f"{table}: the output's partitions {preview_list(obj.keys)} are not the run's {preview_list(keys)}"
             )
         for key in keys:
             metadata = self._write_one(context, (self.partition_column, key), obj.produce(key))
@@ -143,13 +143,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
         wanted = _wanted_type(context)
         try:
+            if wanted is PartitionedInput and partitions is not None:
+                return PartitionedInput(self.store.partition_datasets(table_path, partitions,
+                                                                      allow_missing=allow_missing))
             dataset = self.store.dataset(table_path, partitions, allow_missing=allow_missing)
-            if wanted is PartitionedInput:
-                if partitions is None:
-                    return PartitionedInput({None: dataset})
-                written = set(self.store.list_partitions(table_path))
-                return PartitionedInput((key, self.store.dataset(table_path, [key]))
-                                        for key in partitions if key in written)
+            if wanted is PartitionedInput:  # an unpartitioned upstream: the whole table under no key
+                return PartitionedInput({None: dataset})
         except StorageError as exc:  # e.g. the upstream partition was never materialized: say so in one line
             raise dg.Failure(description=f"input {'/'.join(table_path)}: {exc}", allow_retries=exc.transient
                              and not _last_attempt(context)) from exc
@@ -206,10 +205,6 @@ def _as_arrow(obj: Any) -> RecordBatchStream | pa.Table:
         f"ParquetIOManager cannot store a {type(obj).__name__}: return a RecordBatchStream, "
         "a pyarrow.Table or a pandas DataFrame"
     )
-
-
-def _preview(keys: list[str]) -> str:
-    return f"{keys[0]} ... {keys[-1]} ({len(keys)})" if len(keys) > 2 else ", ".join(keys) or "none"
 
 
 def _write_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:

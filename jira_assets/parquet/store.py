@@ -164,37 +164,56 @@ class ParquetStore:
         """
         location = self._backend.uri(tuple(table_path))
         with storage_errors("read", location):
-            column, dirs_by_value = self._partition_dirs(table_path)
-            if partitions is None:
-                selected = sorted(dirs_by_value)
-            else:
-                selected = list(dict.fromkeys(partitions))
-                missing = [value for value in selected if value not in dirs_by_value]
-                if missing and not allow_missing:
-                    raise MissingPartitionsError(
-                        f"cannot read {location}: partitions never written: {_preview(missing)}"
-                        f" (written: {_preview(sorted(dirs_by_value)) or 'none'})",
-                        missing,
-                    )
-                selected = [value for value in selected if value in dirs_by_value]
+            column, selected = self._selected_dirs(table_path, partitions, allow_missing)
             if column is None:  # unpartitioned table: its files sit in the table directory
                 directories = [tuple(table_path)] if partitions is None else []
             else:
-                directories = [(*table_path, dirs_by_value[value]) for value in selected]
-            files = [self._backend.arrow_path((*d, name))
-                     for d in directories for name in self._part_files(d)]
+                directories = [(*table_path, name) for name in selected.values()]
+            files = self._files_in(directories)
             if partitions is None and not files and column is None:
                 raise MissingPartitionsError(f"cannot read {location}: no table written there", [])
-            filesystem = self._backend.arrow_filesystem()
-            schema = _unified_schema(files, filesystem)
-            partitioning = None
-            if column is not None and column not in schema.names:
-                schema = schema.append(pa.field(column, pa.string()))
-                partitioning = ds.partitioning(pa.schema([pa.field(column, pa.string())]), flavor="hive")
-            return ds.dataset(
-                files, schema=schema, format="parquet", filesystem=filesystem,
-                partitioning=partitioning, partition_base_dir=self._backend.arrow_path(tuple(table_path)),
+            return self._dataset_over(table_path, column, files)
+
+    def partition_datasets(
+        self, table_path: Sequence[str], partitions: Iterable[str], *, allow_missing: bool = False
+    ) -> dict[str, ds.Dataset]:
+        """{partition value: lazy dataset of that partition alone}, from one listing of the table; partitions
+        never written are absent when `allow_missing`, else an error as in `dataset`."""
+        with storage_errors("read", self._backend.uri(tuple(table_path))):
+            column, selected = self._selected_dirs(table_path, partitions, allow_missing)
+            return {value: self._dataset_over(table_path, column, self._files_in([(*table_path, name)]))
+                    for value, name in selected.items()}
+
+    def _selected_dirs(self, table_path: Sequence[str], partitions: Iterable[str] | None,
+                       allow_missing: bool) -> tuple[str | None, dict[str, str]]:
+        """(partition column, {value: directory name}) of the partitions asked for (all when None), in order."""
+        column, dirs_by_value = self._partition_dirs(table_path)
+        if partitions is None:
+            return column, {value: dirs_by_value[value] for value in sorted(dirs_by_value)}
+        selected = list(dict.fromkeys(partitions))
+        missing = [value for value in selected if value not in dirs_by_value]
+        if missing and not allow_missing:
+            raise MissingPartitionsError(
+                f"cannot read {self._backend.uri(tuple(table_path))}: partitions never written: "
+                f"{preview_list(missing)} (written: {preview_list(sorted(dirs_by_value)) or 'none'})",
+                missing,
             )
+        return column, {value: dirs_by_value[value] for value in selected if value in dirs_by_value}
+
+    def _files_in(self, directories: Iterable[Sequence[str]]) -> list[str]:
+        return [self._backend.arrow_path((*d, name)) for d in directories for name in self._part_files(d)]
+
+    def _dataset_over(self, table_path: Sequence[str], column: str | None, files: list[str]) -> ds.Dataset:
+        filesystem = self._backend.arrow_filesystem()
+        schema = _unified_schema(files, filesystem)
+        partitioning = None
+        if column is not None and column not in schema.names:
+            schema = schema.append(pa.field(column, pa.string()))
+            partitioning = ds.partitioning(pa.schema([pa.field(column, pa.string())]), flavor="hive")
+        return ds.dataset(
+            files, schema=schema, format="parquet", filesystem=filesystem,
+            partitioning=partitioning, partition_base_dir=self._backend.arrow_path(tuple(table_path)),
+        )
 
     def read_table(
         self,
@@ -261,7 +280,8 @@ def _as_stream(data) -> RecordBatchStream:
     )
 
 
-def _preview(values: list[str], limit: int = 5) -> str:
+def preview_list(values: list[str], limit: int = 5) -> str:
+    """The first few values and how many there are in all, for messages."""
     shown = ", ".join(values[:limit])
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
@@ -286,7 +306,7 @@ def _unified_schema(files: list[str], filesystem) -> pa.Schema:
         if len(typed) > 1:
             widened[name] = _common_type(typed)
             if widened[name] is None:
-                conflicts = "; ".join(f"{t} in {_preview(paths, 2)}" for t, paths in by_type.items())
+                conflicts = "; ".join(f"{t} in {preview_list(paths, 2)}" for t, paths in by_type.items())
                 log.warning("column %r changed type across files and is left out when they are read together: %s",
                             name, conflicts)
     if not widened:
