@@ -29,4 +29,4 @@ CELERY = celery_executor.configured(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(base.defs(), dg.Definitions(executor=CELERY))
+    return base.build(executor=CELERY)

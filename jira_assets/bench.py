@@ -46,18 +46,8 @@ SEARCH_ROUTE = "POST /rest/api/2/search/jql"
 EMBEDDED = {"issue_comments": ("comment_total", 20, 100), "issue_changelogs": ("changelog_total", 40, 100)}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-# What a step process imports, preloaded once in the multiprocess executor's forkserver (measured with
-# PYTHONPROFILEIMPORTTIME on spawned steps): without the storage and child-process modules every forked step still
-# spends seconds importing them.
-PRELOAD = [
-    "jira_assets.definitions", "jira_assets.bench",
-    "dagster._core.executor.child_process_executor", "dagster._core.storage.base_storage",
-    "dagster._core.storage.event_log.sqlite", "dagster._core.storage.runs.sqlite",
-    "dagster._core.storage.schedules.sqlite", "dagster._core.storage.root", "dagster._core.storage.migration.utils",
-    "dagster._core.storage.local_compute_log_manager", "dagster._core.instance.factory",
-    "dagster._core.secrets.env_file", "dagster._utils.test.definitions", "upath", "upath.implementations.local",
-    "watchdog.observers.polling", "multiprocessing.resource_tracker", "multiprocessing.queues",
-]
+# The bench's job module, and what reconstructing a job built by build_reconstructable_job imports
+BENCH_PRELOAD = ("jira_assets.bench", "dagster._utils.test.definitions")
 
 
 @dataclass
@@ -171,7 +161,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--days-per-run", type=int, help="partitions one run covers (default: the product's, 10)")
     parser.add_argument("--steps", type=int, help="steps in parallel in a run (multiprocess max_concurrent)")
     parser.add_argument("--max-in-flight", type=int, help="per-process max_in_flight (default C)")
-    parser.add_argument("--window-splits", type=int, help="sub-windows of a day searched concurrently")
+    parser.add_argument("--window-splits", type=int, help="a day's search pages fetched concurrently (JIRA_WINDOW_SPLITS)")
     parser.add_argument("--child-workers", type=int, help="concurrent child requests per step")
     parser.add_argument("--select", help="comma list of raw asset names, or 'snapshots'")
     parser.add_argument("--start-method", choices=["forkserver", "spawn"], help="multiprocess executor start method")
@@ -883,12 +873,14 @@ class InFlightMeter:
 # ---- the driver: Dagster runs, each over a range of partitions as a backfill launches them --------------------
 
 
-def bench_job(names: tuple[str, ...], checks: bool = False):
-    """The job the driver executes: the code location's own definitions, the selected raw assets."""
+def bench_job(names: tuple[str, ...], checks: bool = False, start_method: str = "forkserver",
+              executor: str = "multiprocess"):
+    """The job the driver executes: the code location's own definitions and executor, the selected raw assets."""
     import dagster as dg
 
     from jira_assets.catalog import OBJECTS
     from jira_assets.definitions import defs as load_defs
+    from jira_assets.defs.execution import step_executor
     from jira_assets.defs.raw import raw_key
 
     if tuple(names) == ("snapshots",):
@@ -898,8 +890,14 @@ def bench_job(names: tuple[str, ...], checks: bool = False):
     if not checks:
         selection = selection.without_checks()
     job = dg.define_asset_job("jira_assets_bench", selection=selection)
+    if executor == "in_process":
+        executor_def = dg.in_process_executor
+    elif start_method == "spawn":  # Dagster's default start method, for comparison
+        executor_def = dg.multiprocess_executor
+    else:
+        executor_def = step_executor(preload=BENCH_PRELOAD)
     return dg.Definitions(assets=d.assets, asset_checks=d.asset_checks, resources=d.resources,
-                          jobs=[job]).resolve_job_def("jira_assets_bench")
+                          jobs=[job], executor=executor_def).resolve_job_def("jira_assets_bench")
 
 
 def _driver(spec_path: str, out_path: str) -> int:
@@ -1001,14 +999,9 @@ def _execute_run(case: Case, day: str, out: Path) -> int:
     its results and metadata to `out`."""
     import dagster as dg
 
-    job = dg.build_reconstructable_job("jira_assets.bench", "bench_job",
-                                       reconstructable_args=(tuple(case.select), case.checks))
-    executor: dict[str, Any] = {"max_concurrent": case.steps}
-    if case.start_method == "forkserver":
-        executor["start_method"] = {"forkserver": {"preload_modules": PRELOAD}}
-    else:
-        executor["start_method"] = {"spawn": {}}
-    execution = {"in_process": {}} if case.executor == "in_process" else {"multiprocess": executor}
+    job = dg.build_reconstructable_job("jira_assets.bench", "bench_job", reconstructable_args=(
+        tuple(case.select), case.checks, case.start_method, case.executor))
+    execution = {} if case.executor == "in_process" else {"max_concurrent": case.steps}
     run_config = {**QUIET, "execution": {"config": execution}}
     failures: list[str] = []
     with dg.DagsterInstance.get() as instance:
@@ -1071,8 +1064,9 @@ def _warm_forkserver() -> None:
     import multiprocessing
     import multiprocessing.forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["dagster._core.executor.multiprocess", *PRELOAD])
+    from jira_assets.defs.execution import PRELOAD
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([*PRELOAD, *BENCH_PRELOAD])
     multiprocessing.forkserver.ensure_running()
 
 

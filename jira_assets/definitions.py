@@ -5,13 +5,14 @@ import dagster as dg
 
 from jira_assets.defs import automation
 from jira_assets.defs.checks import raw_checks
+from jira_assets.defs.execution import step_executor
 from jira_assets.defs.marts import issue_id_census, mart_assets
 from jira_assets.defs.raw import raw_assets
 from jira_assets.defs.resources import resources_from_env
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
+def build(executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Everything in the code location; `executor` replaces the multiprocess one (deploy/celery_location.py)."""
     return dg.Definitions(
         assets=[*automation.with_freshness([*raw_assets, issue_id_census]), *mart_assets],
         asset_checks=raw_checks,
@@ -19,4 +20,10 @@ def defs() -> dg.Definitions:
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources=resources_from_env(),
+        executor=executor or step_executor(),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build()

@@ -31,6 +31,7 @@ API = "/rest/api/2"
 PERMISSION_MAP = SinglePage("permissions", map_key_field="key")  # {"permissions": {KEY: {...}, ...}}
 CHILD_READ_BATCH = 1_000  # issues read back at a time by the child tables
 CHILD_PAGE_ROWS = 2_000  # child rows per Arrow batch
+ID_LIST_PAGE = 5_000  # issues per /search/jql page when only ids are asked for (FACTS §3.1)
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,13 @@ class Window:
     def contains_ms(self, ms: int) -> bool:
         return self.start_ms <= ms < self.end_ms
 
-    def split(self, parts: int) -> list["Window"]:
-        """Equal sub-windows on whole minutes (JQL compares at minute precision)."""
-        minutes = int((self.end - self.start).total_seconds() // 60)
-        parts = max(1, min(parts, minutes))
-        bounds = [self.start + dt.timedelta(minutes=minutes * i // parts) for i in range(parts)] + [self.end]
-        return [Window(a, b) for a, b in zip(bounds, bounds[1:])]
-
 
 @dataclass(frozen=True)
 class ExtractSettings:
     """How hard to push Jira, and which issues are in scope."""
 
     issue_page_size: int = 100
-    window_splits: int = 1  # sub-windows of a partition searched concurrently
+    window_splits: int = 1  # search pages of one window fetched concurrently (1 = one page after another)
     child_workers: int = 4  # concurrent per-issue/per-parent requests
     overlap_minutes: int = 5  # re-read before the window start; rows are then filtered to the window
     projects: tuple[str, ...] = ()  # project keys or ids; empty = every visible project
@@ -148,6 +142,8 @@ def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) 
 
     def run(make: Callable[[], Iterator[Any]]) -> None:
         try:
+            if stop.is_set():  # queued behind the workers when the consumer stopped: send nothing
+                return
             for item in make():
                 if stop.is_set():
                     return
@@ -275,10 +271,13 @@ def _in_window(value: Any, window: Window) -> bool:
         return True
 
 
-def issue_jql(window: Window, settings: ExtractSettings) -> str:
-    """Epoch milliseconds, never date literals: literals are read in the user's time zone (C01)."""
+def issue_jql(window: Window, settings: ExtractSettings, ids: Sequence[int] = ()) -> str:
+    """Epoch milliseconds, never date literals: literals are read in the user's time zone (C01). `ids` narrows
+    the window's search to those issues (one page of a window fetched by ids)."""
     start_ms = window.start_ms - settings.overlap_minutes * 60_000
     clauses = [f"updated >= {start_ms}", f"updated < {window.end_ms}", *scope_clauses(settings)]
+    if ids:
+        clauses.append("id in (" + ", ".join(str(i) for i in ids) + ")")
     return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
 
 
@@ -306,12 +305,12 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
     else:
         fields = run.client.records(f"{API}/field", ARRAY)
         converter = issue_converter(fields)
-    seen: set[int] = set()  # overlap and sub-windows can return an issue twice; keep one row
+    seen: set[int] = set()  # an issue that moves while the window is paged can come twice; keep one row
     lock = threading.Lock()
 
-    def search(sub: Window) -> Iterator[list]:
+    def search(ids: Sequence[int] = ()) -> Iterator[list]:
         body = {
-            "jql": issue_jql(sub, settings),
+            "jql": issue_jql(window, settings, ids),
             "fields": policy.request_fields() if policy is not None else ["*all"],
             "expand": "changelog",
             "maxResults": settings.issue_page_size,
@@ -320,9 +319,25 @@ def _issues(run: _Run, window: Window) -> RecordBatchStream:
         paging = replace(run.obj.paging, max_results=settings.issue_page_size, id_field="id")
         yield from run.client.iter_pages(f"{API}/search/jql", paging, body=body)
 
+    def window_ids() -> list[int]:
+        body = {"jql": issue_jql(window, settings), "fields": ["id"]}
+        paging = replace(run.obj.paging, max_results=ID_LIST_PAGE, id_field="id")
+        return [_issue_id(issue) for page in run.client.iter_pages(f"{API}/search/jql", paging, body=body)
+                for issue in page]
+
+    def fetched() -> Iterator[list]:
+        if settings.window_splits <= 1:
+            return search()
+        # Atlassian's advice for the token-paged search (FACTS §3.1): list the ids, then fetch the details in
+        # parallel. Every request is then a full page and the workers share them evenly; sub-windows of time
+        # would hold uneven counts and each end in a part-empty page.
+        size = settings.issue_page_size
+        ids = window_ids()
+        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+        return interleave([functools.partial(search, chunk) for chunk in chunks], workers=settings.window_splits)
+
     def pages() -> Iterator[list]:
-        subs = window.split(settings.window_splits)
-        for page in interleave([lambda s=s: search(s) for s in subs], workers=len(subs)):
+        for page in fetched():
             kept = []
             for issue in page:
                 issue_id = _issue_id(issue)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
 PG_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USERNAME": "dagster",
           "DAGSTER_PG_PASSWORD": "secret", "DAGSTER_PG_DB": "dagster", "DAGSTER_COMPUTE_LOG_BUCKET": "logs"}
 
@@ -147,3 +148,49 @@ def test_the_celery_location_and_worker_config_validate(monkeypatch):
     spec.loader.exec_module(module)
     job = module.defs().resolve_implicit_global_asset_job_def()
     assert job.executor_def.name == "celery"
+
+
+# A run of the code location's own snapshot job, in a fresh interpreter so its fork server (a process-wide singleton
+# that keeps the environment it started with) dies with it.
+FORKED_RUN = """
+import datetime as dt, json, os, sys
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+job = ReconstructableRepository.for_module("jira_assets.definitions", "defs").get_reconstructable_job("jira_snapshots")
+names = ("server_info", "projects", "issue_types")
+with dg.instance_for_test() as instance:
+    result = dg.execute_job(job, instance, asset_selection=[dg.AssetKey(["jira", "raw", n]) for n in names],
+                            tags={"dagster/partition": dt.datetime.now(dt.timezone.utc).date().isoformat()})
+    successes = [e for e in result.all_events if e.is_step_success]
+    step_pids = sorted({e.pid for e in successes})
+    servers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+            command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+        except OSError:
+            continue
+        if parent == os.getpid() and "forkserver" in command:
+            servers.append(command)
+    print(json.dumps({"success": result.success, "run_pid": os.getpid(), "step_pids": step_pids, "steps": len(successes),
+                      "servers": servers}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_runs_steps_are_forked_from_one_server_that_preloaded_the_code_location(simulator, jira_env, tmp_path):
+    import json
+
+    done = subprocess.run([sys.executable, "-c", FORKED_RUN], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["success"] is True
+    # each step (the three assets and their checks) in a process of its own, none in the run's
+    assert report["steps"] >= 3 and len(report["step_pids"]) == report["steps"]
+    assert report["run_pid"] not in report["step_pids"]
+    assert len(report["servers"]) == 1 and "jira_assets.definitions" in report["servers"][0]
+    for name in ("server_info", "projects", "issue_types"):
+        assert list((jira_env / "jira" / "raw" / name).rglob("*.parquet")), name

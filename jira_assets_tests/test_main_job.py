@@ -133,3 +133,61 @@ def test_a_run_over_a_range_of_days_writes_each_day_as_its_own_partition_equal_t
         assert metadata["dagster/row_count"].value == len(truth), day
         assert metadata["dagster/uri"].value.rstrip("/").endswith(f"date={day}")
     assert found_any > 0  # not a vacuous comparison
+
+
+def test_a_day_fetched_by_parallel_workers_lists_its_ids_once_then_asks_only_for_full_pages(
+        simulator, jira_env, monkeypatch):
+    """JIRA_WINDOW_SPLITS > 1: one id-only listing of the day, then pages of exactly the page size (the last one
+    excepted), fetched concurrently. Sub-windows of time would each end in a part-empty page."""
+    import math
+
+    page = 3
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", "4")
+    monkeypatch.setenv("JIRA_ISSUE_PAGE_SIZE", str(page))
+    today = dt.datetime.now(dt.timezone.utc).date()
+
+    def start_of(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+
+    day = max((today - dt.timedelta(days=back) for back in range(1, 8)),
+              key=lambda d: len(simulator.truth.issues(updated_from=start_of(d),
+                                                       updated_to=start_of(d) + dt.timedelta(days=1))))
+    start, end = start_of(day), start_of(day) + dt.timedelta(days=1)
+    truth = simulator.truth.issues(updated_from=start, updated_to=end)
+    # the search re-reads the 5 minutes before the day (rows outside it are dropped), so those ids are listed too
+    listed = simulator.truth.issues(updated_from=start - dt.timedelta(minutes=5), updated_to=end)
+    assert len(truth) > 2 * page, "the day needs several pages for this test to mean anything"
+
+    before = simulator.stats()["requests_by_route"].get("POST /rest/api/2/search/jql", 0)
+    result = _materialize(day.isoformat(), selection=[dg.AssetKey(["jira", "raw", "issues"])])
+    assert not result.get_step_failure_events()
+    searches = simulator.stats()["requests_by_route"]["POST /rest/api/2/search/jql"] - before
+
+    stored = stored_keys(jira_env, get("issues"), day.isoformat())
+    assert sorted(k[0] for k in stored) == sorted(str(i["id"]) for i in truth)
+    assert len(stored) == len(set(stored))
+    assert searches == 1 + math.ceil(len(listed) / page)
+
+
+def test_a_failed_page_of_a_parallel_day_fails_the_step_naming_jira_and_sends_no_queued_page(
+        simulator, jira_env, monkeypatch):
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", "2")
+    monkeypatch.setenv("JIRA_ISSUE_PAGE_SIZE", "1")  # a page per issue: many pages queued behind 2 workers
+    today = dt.datetime.now(dt.timezone.utc).date()
+    starts = [dt.datetime.combine(today - dt.timedelta(days=back), dt.time(), tzinfo=dt.timezone.utc)
+              for back in range(1, 8)]
+    start = max(starts, key=lambda s: len(simulator.truth.issues(updated_from=s, updated_to=s + dt.timedelta(1))))
+    pages = len(simulator.truth.issues(updated_from=start - dt.timedelta(minutes=5),
+                                       updated_to=start + dt.timedelta(days=1)))
+    assert pages >= 8
+    # the id listing and the first page pass; the second page gets Jira's 400 (not retried)
+    simulator.script(r"/search/jql$", [(200, {}), (200, {}),
+                                       (400, {}, {"errorMessages": ["The value 'x' does not exist."], "errors": {}})])
+    before = simulator.stats()["requests_by_route"].get("POST /rest/api/2/search/jql", 0)
+    result = _materialize(start.date().isoformat(), selection=[dg.AssetKey(["jira", "raw", "issues"])])
+    searches = simulator.stats()["requests_by_route"]["POST /rest/api/2/search/jql"] - before
+
+    failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+    assert len(failures) == 1 and "The value 'x' does not exist." in failures[0]
+    assert searches <= 1 + 2 + 2  # the listing, the pages the two workers were on, and at most one more each
+    assert not (jira_env / "jira" / "raw" / "issues" / f"date={start.date().isoformat()}").exists()
