@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--issues", type=_at_least(1), default=400, help="generated issues (default 400)")
     parser.add_argument("--days", type=_at_least(0), default=7,
                         help="days of issue history to backfill before today (default 7)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="the simulator's data seed (default %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 

@@ -35,7 +35,7 @@ def login_args(simulator, tmp_path, monkeypatch):
     info = simulator.info()
     monkeypatch.setenv("JIRA_CLIENT_SECRET", info["client_secret"])
     for name in ("JIRA_SITE_URL", "JIRA_CLIENT_ID", "JIRA_TOKEN_STORE", "JIRA_AUTH_BASE_URL",
-                 "JIRA_API_BASE_URL"):
+                 "JIRA_API_BASE_URL", "JIRA_REFRESH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return ["--site-url", info["site_url"], "--client-id", info["client_id"],
             "--token-store", str(tmp_path / "tokens.json"), "--auth-base-url", info["auth_base_url"],
@@ -104,3 +104,25 @@ def test_the_jira_assets_command_offers_auth(login_args, capsys):
 
     assert cli.main(["auth", "status", *login_args]) == 1
     assert "jira-assets auth login" in capsys.readouterr().out
+
+
+def test_status_with_an_empty_store_and_jira_refresh_token_stores_the_seed_and_checks_the_site(
+        simulator, login_args, tmp_path, monkeypatch, capsys):
+    seed = simulator.info()["refresh_token"]
+    monkeypatch.setenv("JIRA_REFRESH_TOKEN", seed)
+    assert login.main(["auth", "status", *login_args]) == 0
+    output = capsys.readouterr().out
+    assert simulator.info()["cloud_id"] in output and "refresh token:" in output
+    stored = FileTokenStore(tmp_path / "tokens.json").read()
+    assert stored is not None and stored.refresh_token != seed  # used once, so rotated, and the store owns it
+    assert seed not in output and stored.refresh_token not in output and stored.access_token not in output
+
+
+def test_status_with_a_seed_but_no_client_secret_says_the_first_run_stores_it(login_args, tmp_path, monkeypatch,
+                                                                             capsys):
+    monkeypatch.setenv("JIRA_REFRESH_TOKEN", "a-seed-token")
+    monkeypatch.delenv("JIRA_CLIENT_SECRET")
+    assert login.main(["auth", "status", *login_args]) == 0
+    output = capsys.readouterr().out
+    assert "JIRA_REFRESH_TOKEN is set" in output and "a-seed-token" not in output
+    assert not (tmp_path / "tokens.json").exists()

@@ -132,7 +132,8 @@ def test_missing_upstream_partition_is_a_clear_error_unless_allowed(tmp_path, in
 
     failed = materialize([all_events_frame], io_manager, instance=instance, raise_on_error=False)
     assert not failed.success
-    assert "partitions never written: 2026-10-02" in failure_message(failed, "all_events_frame")
+    message = failure_message(failed, "all_events_frame")
+    assert "partitions never written: 2026-10-02" in message and "materialize jira/raw/events first" in message
 
     assert materialize([tolerant_summary], io_manager, instance=instance).success
     assert sorted(seen["tolerant_summary"]["date"].unique()) == ["2026-10-01", "2026-10-03"]

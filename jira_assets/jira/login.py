@@ -47,6 +47,7 @@ ENV = {
     "auth_base_url": "JIRA_AUTH_BASE_URL",
     "api_base_url": "JIRA_API_BASE_URL",
     "allow_local": "JIRA_ALLOW_LOCAL",
+    "refresh_token": "JIRA_REFRESH_TOKEN",
 }
 
 
@@ -93,6 +94,7 @@ class LoginSettings:
     auth_base_url: str
     api_base_url: str
     allow_local: bool
+    seed_refresh_token: str | None = None  # JIRA_REFRESH_TOKEN: seeds an empty store, as in a run
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, need_secret: bool = True) -> LoginSettings:
@@ -112,13 +114,14 @@ class LoginSettings:
             auth_base_url=pick("auth_base_url", ATLASSIAN_AUTH_URL).rstrip("/"),
             api_base_url=pick("api_base_url", ATLASSIAN_API_URL).rstrip("/"),
             allow_local=allow_local is True or str(allow_local).lower() in {"1", "true", "yes"},
+            seed_refresh_token=os.environ.get(ENV["refresh_token"]) or None,
         )
 
     def client(self) -> JiraClient:
         if not self.site_url:
             raise ConfigError(f"set --site-url or ${ENV['site_url']}")
         auth = OAuth3LO(self.client_id, self.client_secret, self.token_store,
-                        auth_base_url=self.auth_base_url)
+                        auth_base_url=self.auth_base_url, initial_refresh_token=self.seed_refresh_token)
         return JiraClient(self.site_url, auth, api_base_url=self.api_base_url, allow_local=self.allow_local)
 
 
@@ -252,23 +255,28 @@ class CallbackServer:
 def run_status(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
     settings = LoginSettings.from_args(args, need_secret=False)
     tokens = settings.token_store.read()
-    if tokens is None:
+    can_check_site = bool(settings.site_url and settings.client_secret)
+    if tokens is None and not (settings.seed_refresh_token and can_check_site):
+        if settings.seed_refresh_token:
+            out(f"No grant in {settings.token_store.describe()} yet; {ENV['refresh_token']} is set and the first "
+                f"run stores it (set {ENV['site_url']} and {ENV['client_secret']} to check it now).")
+            return 0
         out(f"No grant in {settings.token_store.describe()} yet; run `jira-assets auth login` to create one "
             "(auth status is for OAuth 2.0 grants; API tokens and service accounts need no login).")
         return 1
-    for line in describe_grant(tokens, time.time()):
-        out(line)
-    if settings.site_url and settings.client_secret:
+    site_lines, site_failed = [], False
+    if can_check_site:  # with an empty store this uses (and stores) the seed, as a run would
         try:
             client = settings.client()
-            out(f"site:           {client.site_url}")
-            out(f"cloud id:       {client.cloud_id}")
+            site_lines = [f"site:           {client.site_url}", f"cloud id:       {client.cloud_id}"]
         except JiraError as exc:
-            out(f"site check:     failed: {exc}")
-            return 1
+            site_lines, site_failed = [f"site check:     failed: {exc}"], True
+        tokens = settings.token_store.read() or tokens
     elif settings.site_url:
-        out(f"site:           {settings.site_url} (cloud id needs the client secret)")
-    return 0
+        site_lines = [f"site:           {settings.site_url} (cloud id needs the client secret)"]
+    for line in (describe_grant(tokens, time.time()) if tokens is not None else []) + site_lines:
+        out(line)
+    return 1 if site_failed else 0
 
 
 def describe_grant(tokens: TokenSet, now: float) -> list[str]:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pydantic import Field, PrivateAttr
 
-from jira_assets.parquet.errors import StorageError
+from jira_assets.parquet.errors import MissingPartitionsError, StorageError
 from jira_assets.parquet.glue import GlueCatalog
 from jira_assets.parquet.store import ParquetStore, WriteResult, preview_list
 from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
@@ -150,7 +150,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             if wanted is PartitionedInput:  # an unpartitioned upstream: the whole table under no key
                 return PartitionedInput({None: dataset})
         except StorageError as exc:  # e.g. the upstream partition was never materialized: say so in one line
-            raise dg.Failure(description=f"input {'/'.join(table_path)}: {exc}", allow_retries=exc.transient
+            name = "/".join(table_path)
+            hint = f"; materialize {name} first" if isinstance(exc, MissingPartitionsError) else ""
+            raise dg.Failure(description=f"input {name}: {exc}{hint}", allow_retries=exc.transient
                              and not _last_attempt(context)) from exc
         if wanted is pd.DataFrame:
             return dataset.to_table().to_pandas()

@@ -19,17 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0 = any free port)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="data seed (default %(default)s)")
     parser.add_argument("--issues", type=int, default=defaults.issues, help="generated issues (default %(default)s)")
-    parser.add_argument("--projects", type=int, default=defaults.projects)
-    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--projects", type=int, default=defaults.projects, help="projects (default %(default)s)")
+    parser.add_argument("--users", type=int, default=defaults.users,
+                        help="users, among them an inactive one and an app (default %(default)s)")
     parser.add_argument("--days", type=int, default=defaults.days, help="issues spread over this many past days")
     parser.add_argument("--custom-fields", type=int, default=0, help="extra generic custom fields")
     parser.add_argument("--start", default=None, help="clock start (ISO-8601 or epoch ms; default now)")
     parser.add_argument("--frozen-clock", action="store_true", help="the clock moves only when told (tests)")
     parser.add_argument("--time-zone", default=defaults.time_zone, help="the demo admin's time zone (JQL literals)")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--jitter-ms", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request (L)")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, uniform 0..jitter")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of API requests that fail (0..1)")
-    parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (reproducible)")
     parser.add_argument("--fault-kinds", default=",".join(defaults.fault_kinds),
                         help=f"comma list from {','.join(ALL_FAULT_KINDS)}")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="requests per second per path+method (0 = off)")
@@ -41,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve recorded payloads from DIR ('recorded' = the bundled recordings)")
     parser.add_argument("--render-cache-mb", type=int, default=defaults.render_cache_mb,
                         help="megabytes of encoded issues kept for re-reads (0 = off; default %(default)s)")
-    parser.add_argument("--access-token-ttl", type=int, default=defaults.access_token_ttl)
+    parser.add_argument("--access-token-ttl", type=int, default=defaults.access_token_ttl,
+                        help="seconds an OAuth access token lives (default %(default)s)")
     parser.add_argument("--refresh-leeway", type=int, default=defaults.refresh_leeway,
                         help="seconds a rotated refresh token stays valid (0 = strict)")
 
