@@ -32,6 +32,7 @@ from .fault_harness import (
     fast_client_retries,
     jira_env,
     materialize,
+    step_retries,
     stored,
     today,
     visible_parquet_paths,
@@ -514,6 +515,21 @@ def test_a_lake_path_through_a_file_is_named(env, tmp_path):
     with environment({**env, "JIRA_LAKE": str(tmp_path / "a-file" / "lake")}):
         failed = failures(materialize(["projects"], TODAY))
     assert_one_clear_line(failed["projects"], "jira/raw/projects", "a-file", "Not a directory")
+
+
+def test_a_damaged_upstream_file_fails_its_reader_once_naming_the_file(site, env):
+    """A truncated upstream Parquet file (copied by hand, a disk error) cannot be read by another attempt: the
+    step that reads it fails at once, naming the file and the cause (it once retried twice and then ended in
+    "Exceeded max_retries" with pyarrow's error deep in a trace)."""
+    with environment(env):
+        assert not failures(materialize(["issues"], YESTERDAY))
+        part = lake(env) / "jira" / "raw" / "issues" / f"date={YESTERDAY}" / "part-00000.parquet"
+        data = part.read_bytes()
+        part.write_bytes(data[: len(data) // 2])
+        result = materialize(["issue_comments"], YESTERDAY)
+    assert_one_clear_line(failures(result)["issue_comments"], f"input jira/raw/issues: cannot read {part}: "
+                          "not a readable Parquet file (Parquet magic bytes not found")
+    assert step_retries(result) == []
 
 
 def _can_mount_tmpfs() -> bool:

@@ -79,6 +79,16 @@ def test_every_raw_asset_is_in_the_pool_and_backfills_days_in_ranges_and_snapsho
         assert asset.op.pool == POOL, asset.key
 
 
+def test_the_census_backfills_one_date_per_run_and_open_issues_daily_days_in_ranges():
+    """The census, like any snapshot, can only be captured today: a backfill must never build a range of its
+    dates. open_issues_daily rebuilds past days from the status history, a range at a time."""
+    from jira_assets.defs.marts import issue_id_census, open_issues_daily
+    from jira_assets.defs.raw import ONE_PARTITION_PER_RUN, RANGE_BACKFILL
+
+    assert issue_id_census.backfill_policy == ONE_PARTITION_PER_RUN
+    assert open_issues_daily.backfill_policy == RANGE_BACKFILL
+
+
 @pytest.mark.parametrize("value, problem", [("0", "must be at least 1"), ("ten", "is not a whole number"),
                                             ("400", "is more than 366")])
 def test_a_days_per_run_that_cannot_work_stops_the_code_location_naming_the_variable(value, problem):

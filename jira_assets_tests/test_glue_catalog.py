@@ -176,3 +176,26 @@ def test_downstream_assets_written_by_the_io_manager_are_registered_without_part
     assert columns(table) == [("id", "bigint"), ("status", "struct<name:string,ids:array<bigint>>")]
     assert table.get("Description") == "A downstream table."
     assert glue.get_partitions(DatabaseName=database, TableName="jira_marts_issues_current")["Partitions"] == []
+
+
+def test_an_unreachable_glue_fails_the_step_once_with_one_line_naming_glue_and_the_cause(s3_server, s3_bucket):
+    """Glue errors are the IO manager's storage errors too: a step failure naming Glue, not a trace. A refused
+    connection may pass, so the step's retries are used, and the last one ends on the cause, not on Dagster's
+    "Exceeded max_retries"."""
+    calls = []
+
+    @dg.asset(key_prefix=["jira", "marts"], retry_policy=dg.RetryPolicy(max_retries=2))
+    def issues_current() -> pa.Table:
+        calls.append(1)
+        return pa.table({"id": pa.array([1, 2], pa.int64())})
+
+    io_manager = ParquetIOManager(base_path=f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_server,
+                                  s3_region="us-east-1", glue_database=database_name(),
+                                  glue_endpoint_url="http://127.0.0.1:9")  # nothing listens on port 9
+    result = dg.materialize([issues_current], resources={"io_manager": io_manager},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    message = failure.event_specific_data.error.message
+    assert "jira/marts/issues_current: Glue Data Catalog: cannot" in message and "127.0.0.1:9" in message
+    assert "Exceeded max_retries" not in message and len(calls) == 3

@@ -217,8 +217,18 @@ def test_a_range_run_failing_on_one_partition_keeps_the_ones_before_and_leaves_t
     failed = dg.materialize([day_tables], resources={"parquet": io_manager}, instance=instance,
                             tags={**RANGE, "fail_on": "2026-10-02"}, raise_on_error=False)
     assert first.success and not failed.success
-    assert "Jira answered nonsense for 2026-10-02" in failure_message(failed, "day_tables")
+    message = failure_message(failed, "day_tables")
+    assert "Jira answered nonsense for 2026-10-02" in message
+    assert "day_tables partition 2026-10-02 failed (2026-10-01 written and recorded; " \
+           "2026-10-02 .. 2026-10-03 (2 partitions) not recorded)" in message
     assert produced == ["2026-10-01", "2026-10-02"]  # the day after the failure was never fetched
+    # Dagster records a step's materializations only when it succeeds: the day already replaced is recorded
+    # by the IO manager, with its own metadata, and the others still show the first run's materialization.
+    latest = {day: instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("day_tables"), asset_partitions=[day]), limit=1).records[0] for day in ROWS_PER_DAY}
+    assert {day: record.run_id for day, record in latest.items()} == {
+        "2026-10-01": failed.run_id, "2026-10-02": first.run_id, "2026-10-03": first.run_id}
+    assert latest["2026-10-01"].asset_materialization.metadata["dagster/row_count"].value == 250
     now = {day: t.column("run")[0].as_py() if t.num_rows else None
            for day, t in _days_written(lake, "day_tables").items()}
     assert now["2026-10-01"] == failed.run_id  # written whole before the failure

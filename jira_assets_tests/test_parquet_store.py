@@ -233,6 +233,75 @@ def test_a_failing_producer_leaves_the_previous_version_intact(make_store):
         assert [p.name for p in store._backend.path(TABLE).iterdir()] == ["date=2026-10-12"]
 
 
+def replace_bytes(store, uri, damage):
+    """Overwrites one written file with `damage(its bytes)`, behind the store's back (a copy by hand, a disk
+    error)."""
+    filesystem = store._backend.arrow_filesystem()
+    path = uri.removeprefix("s3://")
+    with filesystem.open_input_file(path) as file:
+        data = file.read()
+    with filesystem.open_output_stream(path) as file:
+        file.write(damage(data))
+
+
+DAMAGES = {  # how a file is damaged -> what the reader found
+    "truncated": (lambda data: data[: len(data) // 2], "Parquet magic bytes not found"),
+    "emptied": (lambda data: b"", "Parquet file size is 0 bytes"),
+    "footer-overwritten": (lambda data: data[:-40] + b"\x07" * 32 + data[-8:], "Couldn't deserialize thrift"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_file_is_a_permanent_error_naming_the_file_and_the_cause(make_store, damage):
+    """Reading it again cannot help, so the error must not be transient (it once was retried twice and then
+    ended in pyarrow's own error, or was not a StorageError at all)."""
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-01"), rows_of(3))
+    damaged = store.write(TABLE, ("date", "2026-10-02"), rows_of(300, start=3)).files[0]
+    change, cause = DAMAGES[damage]
+    replace_bytes(store, damaged, change)
+
+    for read in (lambda: store.dataset(TABLE),
+                 lambda: store.partition_datasets(TABLE, ["2026-10-01", "2026-10-02"])):
+        with pytest.raises(StorageError) as error:
+            read()
+        message = str(error.value)
+        assert message.startswith(f"cannot read {damaged}: not a readable Parquet file ({cause}")
+        assert "\n" not in message and error.value.transient is False
+    assert store.read_table(TABLE, ["2026-10-01"]).num_rows == 3  # the healthy partition still reads
+
+
+def test_a_footer_longer_than_the_first_read_still_reads(make_store):
+    """Many columns make a footer larger than the 64 KiB read from a file's end at first."""
+    store = make_store()
+    wide = pa.table({f"customfield_{n:05d}": pa.array([n], pa.int64()) for n in range(2000)})
+    result = store.write(TABLE, ("date", "2026-10-03"), wide)
+    filesystem = store._backend.arrow_filesystem()
+    with filesystem.open_input_file(result.files[0].removeprefix("s3://")) as file:
+        assert int.from_bytes(file.read_at(4, file.size() - 8), "little") > 64 * 1024
+
+    dataset = store.dataset(TABLE)
+    assert dataset.schema.names == [*wide.column_names, "date"]
+    assert dataset.to_table(columns=["customfield_01999"]).column(0).to_pylist() == [1999]
+
+
+def test_s3_unreachable_while_reading_footers_stays_a_transient_error(s3_server, s3_bucket, monkeypatch):
+    """Only bytes that do not decode are damage: a connection that fails while fetching them may recover."""
+    import pyarrow.fs as pafs
+
+    store = ParquetStore(f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_server, s3_region="us-east-1")
+    store.write(TABLE, ("date", "2026-10-04"), rows_of(3))
+    unreachable = pafs.S3FileSystem(endpoint_override="http://127.0.0.1:9", region="us-east-1",
+                                    retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1))
+    monkeypatch.setattr(store._backend, "arrow_filesystem", lambda: unreachable)  # listing (boto3) still works
+
+    with pytest.raises(StorageError) as error:
+        store.dataset(TABLE)
+    assert error.value.transient is True
+    assert "not a readable Parquet file" not in str(error.value)
+    assert f"s3://{s3_bucket}/lake/jira/raw/issues/date=2026-10-04/part-00000.parquet" in str(error.value)
+
+
 # ------------------------------------------------------------------------------- S3 only
 
 

@@ -8,8 +8,10 @@
 | `schema_unchanged`     | WARN     | no       | a column added, removed or retyped since the previous write |
 | `count_matches_jira`   | ERROR    | no       | (issues) fewer stored than Jira counts for the window       |
 
-Blocking checks stop downstream steps of the same run, and the marts' automation condition holds them while a
-blocking check of any upstream partition is failing (see `automation.py`). The count check is not blocking:
+Every check is evaluated per partition, also in a run that wrote a range of days: each day gets its own result, so a
+duplicate is one stored twice within a day (an issue updated during the run may rightly sit in two days), and the
+UI and automation see each day's status. Blocking checks stop downstream steps of the same run, and the marts'
+automation condition holds them while a blocking check of any upstream partition is failing (see `automation.py`). The count check is not blocking:
 missing issues make a partition incomplete, not wrong, and the next refresh of that day repairs it.
 """
 
@@ -19,18 +21,24 @@ import warnings
 from typing import Any, Iterator, Optional
 
 import dagster as dg
+# Public AssetCheckEvaluation needs it to tie a result to the materialization it checked (what AssetCheckResult
+# does for a step of one partition).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
-from jira_assets.defs.raw import POOL, raw_key
+from jira_assets.defs.raw import DAYS_PER_RUN, POOL, raw_key
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.extract import Window, issue_jql
 from jira_assets.marts import quality
 from jira_assets.marts.census import CENSUS_OBJECT
 from jira_assets.marts.tables import EXTRACTED_AT, PARTITION_COLUMN, TS
+from jira_assets.parquet.stream import PartitionedInput
 
 APPROXIMATE_COUNT_PATH = "/rest/api/2/search/approximate-count"
 CHECKED_OBJECTS: tuple[JiraObject, ...] = (*OBJECTS, CENSUS_OBJECT)
@@ -109,8 +117,9 @@ def _not_null(obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
     )
 
 
-def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
-    current, previous = _materialized_schemas(context, raw_key(obj.name))
+def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, day: Optional[str],
+            data: ds.Dataset) -> dg.AssetCheckResult:
+    current, previous = _materialized_schemas(context, raw_key(obj.name), day)
     if current is None:  # no materialization metadata: the schema of the stored partition
         current = quality.schema_of(data.schema, drop=[PARTITION_COLUMN])
     changes = quality.schema_changes(previous, current)
@@ -140,25 +149,24 @@ def _describe(changes: dict) -> str:
     return "; ".join(parts)
 
 
-def _materialized_schemas(context: dg.AssetCheckExecutionContext,
-                          key: dg.AssetKey) -> tuple[Optional[dict], Optional[dict]]:
+def _materialized_schemas(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
+                          day: Optional[str]) -> tuple[Optional[dict], Optional[dict]]:
     """({column: type} of the materialization being checked, of the one before it), from the IO manager's
-    `dagster/column_schema` metadata. The one checked is the newest of this partition; the previous one may be
-    of any partition."""
-    records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=100).records
-    partition = _last_partition_checked(context)
-    index = next((i for i, r in enumerate(records) if r.partition_key == partition), None)
-    if index is None:
+    `dagster/column_schema` metadata. The one checked is the newest of the day; the previous one is the newest
+    written by an earlier run, of any day (a run over a range writes many days with the same schema)."""
+    checked = _latest_materialization(context, key, day)
+    if checked is None:
         return None, None
-    schemas = [_schema_metadata(r) for r in records[index:index + 2]]
-    return schemas[0], (schemas[1] if len(schemas) > 1 else None)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, before_storage_id=checked.storage_id), limit=1 + DAYS_PER_RUN).records
+    previous = next((r for r in records if r.run_id != checked.run_id), None)
+    return _schema_metadata(checked), None if previous is None else _schema_metadata(previous)
 
 
-def _last_partition_checked(context: dg.AssetCheckExecutionContext) -> Optional[str]:
-    """The partition checked, or the last of a range a backfill run covered (one run wrote them all)."""
-    if context.has_partition_key_range:
-        return context.partition_key_range.end
-    return context.partition_key if context.has_partition_key else None
+def _latest_materialization(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, day: Optional[str]) -> Any:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=None if day is None else [day]), limit=1).records
+    return records[0] if records else None
 
 
 def _schema_metadata(record: Any) -> Optional[dict]:
@@ -171,15 +179,14 @@ def _schema_metadata(record: Any) -> Optional[dict]:
     return None if schema is None else {c.name: c.type for c in schema.columns}
 
 
-def _count(
-    context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, data: ds.Dataset
-) -> dg.AssetCheckResult:
+def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, day: str,
+           data: ds.Dataset) -> dg.AssetCheckResult:
     """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start)).
 
     An issue Jira counts there was last updated before the extraction began, so it must be stored; issues
     updated since have moved to a later window and are left out on both sides."""
-    start, end = context.partition_time_window
-    began = [t for t in (_writer_run_start(context), _earliest_extraction(data)) if t is not None]
+    start, end = incremental_partitions.time_window_for_partition_key(day)
+    began = [t for t in (_writer_run_start(context, day), _earliest_extraction(data)) if t is not None]
     upper = min(end, _floor_minute(min(began))) if began else end
     metadata: dict[str, Any] = {"window_start": start.isoformat(), "window_end": end.isoformat(),
                                 "compared_until": upper.isoformat()}
@@ -212,15 +219,10 @@ def _earliest_extraction(data: ds.Dataset) -> Optional[dt.datetime]:
     return pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
 
 
-def _writer_run_start(context: dg.AssetCheckExecutionContext) -> Optional[dt.datetime]:
+def _writer_run_start(context: dg.AssetCheckExecutionContext, day: str) -> Optional[dt.datetime]:
     """When the run that wrote the checked partition started (known even when it stored no row)."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=raw_key("issues"), asset_partitions=[_last_partition_checked(context)]),
-        limit=1
-    ).records
-    if not records:
-        return None
-    started = context.instance.get_run_stats(records[0].run_id).start_time
+    record = _latest_materialization(context, raw_key("issues"), day)
+    started = context.instance.get_run_stats(record.run_id).start_time if record is not None else None
     return dt.datetime.fromtimestamp(started, tz=dt.timezone.utc) if started else None
 
 
@@ -228,19 +230,40 @@ def _floor_minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, data: ds.Dataset,
-             jira: Optional[JiraCloudResource] = None) -> Iterator[dg.AssetCheckResult]:
+def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, days: PartitionedInput,
+             jira: Optional[JiraCloudResource] = None) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]:
+    """Each selected check of each partition read. A step of one partition yields AssetCheckResults, which
+    Dagster ties to that partition; a step over a range yields one AssetCheckEvaluation per day and check, as
+    AssetCheckResult has no partition of its own (Dagster 1.13)."""
     selected = {k.name for k in context.selected_asset_check_keys}
-    runners = {
-        UNIQUE: lambda: _unique(obj, data),
-        SINGLE_ROW: lambda: _single_row(data),
-        NOT_NULL: lambda: _not_null(obj, data),
-        SCHEMA: lambda: _schema(context, obj, data),
-        COUNT: lambda: _count(context, jira, data),
-    }
-    for name in check_names(obj):
-        if name in selected:
-            yield runners[name]()
+    for day, data in days.items():
+        runners = {
+            UNIQUE: lambda: _unique(obj, data),
+            SINGLE_ROW: lambda: _single_row(data),
+            NOT_NULL: lambda: _not_null(obj, data),
+            SCHEMA: lambda: _schema(context, obj, day, data),
+            COUNT: lambda: _count(context, jira, day, data),
+        }
+        for name in check_names(obj):
+            if name not in selected:
+                continue
+            result = runners[name]()
+            yield result if context.has_partition_key or day is None else _evaluation(context, obj, day, result)
+
+
+def _evaluation(context: dg.AssetCheckExecutionContext, obj: JiraObject, day: str,
+                result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+    """The result of one day of a range, tied to that day's materialization (without it the UI counts the
+    result as not current and the automation cannot hold the marts)."""
+    key = raw_key(obj.name)
+    checked = _latest_materialization(context, key, day)
+    return dg.AssetCheckEvaluation(
+        asset_key=key, check_name=result.check_name, passed=result.passed, metadata=result.metadata,
+        severity=result.severity, description=result.description, blocking=result.check_name in _BLOCKING,
+        partition=day,
+        target_materialization_data=None if checked is None else AssetCheckEvaluationTargetMaterializationData(
+            run_id=checked.run_id, storage_id=checked.storage_id, timestamp=checked.timestamp),
+    )
 
 
 def build_raw_checks(obj: JiraObject) -> dg.AssetChecksDefinition:
@@ -248,14 +271,15 @@ def build_raw_checks(obj: JiraObject) -> dg.AssetChecksDefinition:
                   ins={"data": dg.AssetIn(key=raw_key(obj.name))})
     if COUNT in check_names(obj):
         @dg.multi_asset_check(pool=POOL, **common)
-        def _with_jira(context: dg.AssetCheckExecutionContext, data: ds.Dataset,
-                       jira: JiraCloudResource) -> Iterator[dg.AssetCheckResult]:
+        def _with_jira(context: dg.AssetCheckExecutionContext, data: PartitionedInput,
+                       jira: JiraCloudResource) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]:
             yield from _results(context, obj, data, jira)
 
         return _with_jira
 
     @dg.multi_asset_check(**common)
-    def _checks(context: dg.AssetCheckExecutionContext, data: ds.Dataset) -> Iterator[dg.AssetCheckResult]:
+    def _checks(context: dg.AssetCheckExecutionContext,
+                data: PartitionedInput) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]:
         yield from _results(context, obj, data)
 
     return _checks

@@ -7,6 +7,7 @@ declarative automation (see `automation.py`) once the daemon's automation sensor
 """
 
 import datetime as dt
+import functools
 from typing import Any, Mapping
 
 import dagster as dg
@@ -16,7 +17,14 @@ import pyarrow.dataset as ds
 from jira_assets.defs.automation import MART_AUTOMATION
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
 from jira_assets.defs.raw import GROUP as RAW_GROUP
-from jira_assets.defs.raw import ONE_PARTITION_PER_RUN, POOL, RAW_PREFIX, check_capture_date, raw_key
+from jira_assets.defs.raw import (
+    ONE_PARTITION_PER_RUN,
+    POOL,
+    RANGE_BACKFILL,
+    RAW_PREFIX,
+    check_capture_date,
+    raw_key,
+)
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.marts import census as census_mart
 from jira_assets.marts import history as history_mart
@@ -24,7 +32,7 @@ from jira_assets.marts import issues as issues_mart
 from jira_assets.marts import transitions as transitions_mart
 from jira_assets.marts.dimensions import Dimensions
 from jira_assets.parquet.io_manager import table_schema
-from jira_assets.parquet.stream import RecordBatchStream
+from jira_assets.parquet.stream import PartitionedOutput, RecordBatchStream
 
 MART_PREFIX = ["jira", "marts"]
 GROUP = "jira_marts"
@@ -117,7 +125,8 @@ def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
 )
 def issue_id_census(context: dg.AssetExecutionContext, jira: JiraCloudResource) -> RecordBatchStream:
-    check_capture_date(census_mart.CENSUS_OBJECT, context.partition_key)
+    for key in context.partition_keys:  # a run over a range of dates is refused like the snapshot raw assets'
+        check_capture_date(census_mart.CENSUS_OBJECT, key)
     return census_mart.census_stream(jira.get_client(), jira.extract_settings())
 
 
@@ -220,11 +229,21 @@ def issue_status_transitions(context: dg.AssetExecutionContext, changelogs: ds.D
        "today): the table a burndown or a dashboard reads. Past days are rebuilt from the status history.",
        {"transitions": dg.AssetIn(key=mart_key("issue_status_transitions"))},
        schema=transitions_mart.OPEN_ISSUES_SCHEMA, partitions_def=incremental_partitions,
-       backfill_policy=ONE_PARTITION_PER_RUN)
+       backfill_policy=RANGE_BACKFILL)
 def open_issues_daily(context: dg.AssetExecutionContext, transitions: ds.Dataset) -> dg.Output:
-    day = dt.date.fromisoformat(context.partition_key)
-    table = transitions_mart.open_issues_daily(transitions, day, dt.datetime.now(dt.timezone.utc))
-    return _output(table, transitions_mart.OPEN_ISSUES_LINEAGE)
+    now = dt.datetime.now(dt.timezone.utc)
+    spans = transitions_mart.status_spans(transitions)  # read once for every day of the run
+
+    def one_day(key: str) -> pa.Table:
+        return transitions_mart.open_issues_daily(spans, dt.date.fromisoformat(key), now)
+
+    keys = context.partition_keys
+    if len(keys) == 1:
+        return _output(one_day(keys[0]), transitions_mart.OPEN_ISSUES_LINEAGE)
+    # a run over a range of days (a backfill): each day is written as its own partition, one after another
+    lineage = column_lineage(transitions_mart.OPEN_ISSUES_LINEAGE, transitions_mart.OPEN_ISSUES_SCHEMA.names)
+    return dg.Output(PartitionedOutput({key: functools.partial(one_day, key) for key in keys}),
+                     metadata={"dagster/column_lineage": lineage})
 
 
 # the census is a raw asset (group jira_raw, freshness policy and checks of its own); these are the marts

@@ -195,14 +195,19 @@ OPEN_ISSUES_LINEAGE = {
 }
 
 
+def status_spans(transitions: Source) -> pa.Table:
+    """The columns of `transitions` that `open_issues_daily` counts: a run over many days reads them once."""
+    return read(transitions, {name: TRANSITIONS_SCHEMA.field(name).type for name in
+                              ("issue_id", "project_id", "project_key", "status_id", "status_name",
+                               "status_category_key", "entered_at", "exited_at")})
+
+
 def open_issues_daily(transitions: Source, day: dt.date, as_of: dt.datetime) -> pa.Table:
     """Issues not in the done category at the end of `day` (or at `as_of` if earlier), per project and status.
-    """
+    `transitions` may be the table `status_spans` already read."""
     end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     instant = min(end_of_day, as_of)
-    table = read(transitions, {name: TRANSITIONS_SCHEMA.field(name).type for name in
-                               ("issue_id", "project_id", "project_key", "status_id", "status_name",
-                                "status_category_key", "entered_at", "exited_at")})
+    table = status_spans(transitions)
     moment = pa.scalar(instant, type=TS)
     open_now = pc.and_(
         pc.less(table.column("entered_at"), moment),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jira_assets.parquet.errors import StorageError
+from jira_assets.parquet.errors import StorageError, is_transient
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -274,4 +274,4 @@ class _glue_errors:
             cause = str(exc)
         else:
             return False
-        raise GlueError(f"Glue Data Catalog: cannot {self.action}: {cause}") from exc
+        raise GlueError(f"Glue Data Catalog: cannot {self.action}: {cause}", transient=is_transient(exc)) from exc

@@ -109,8 +109,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             raise dg.DagsterInvariantViolationError(
                 f"{table}: the output's partitions {preview_list(obj.keys)} are not the run's {preview_list(keys)}"
             )
+        written: list[tuple[str, dict[str, Any]]] = []
         for key in keys:
-            metadata = self._write_one(context, (self.partition_column, key), obj.produce(key))
+            try:
+                metadata = self._write_one(context, (self.partition_column, key), obj.produce(key))
+            except Exception as exc:
+                _record_written(context, written)
+                raise _naming_partition(exc, table, key, [k for k, _ in written], keys) from exc
+            written.append((key, metadata))
             if len(keys) == 1:
                 context.add_output_metadata(metadata)
             else:  # partition-scoped: each partition's materialization shows its own rows, files and requests
@@ -121,16 +127,16 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         table_path = _table_path(context)
         try:
             result = self.store.write(table_path, partition, data)
+            metadata = _stream_metadata(obj)
+            metadata.update(_write_metadata(result, partitioned=partition is not None))  # facts win over claims
+            if self.glue is not None:  # after the data is in place: a table never points at files not yet written
+                metadata.update(self.glue.register(
+                    table_path, self.store.uri(table_path), result.schema, partition, result.uri,
+                    description=_asset_description(context),
+                ))
         except StorageError as exc:  # one line naming the cause as the step's error, not a wrapped traceback
             raise dg.Failure(description=f"{'/'.join(table_path)}: {exc}", allow_retries=exc.transient
                              and not _last_attempt(context)) from exc
-        metadata = _stream_metadata(obj)
-        metadata.update(_write_metadata(result, partitioned=partition is not None))  # facts win over claims
-        if self.glue is not None:  # after the data is in place: a table never points at files not yet written
-            metadata.update(self.glue.register(
-                table_path, self.store.uri(table_path), result.schema, partition, result.uri,
-                description=_asset_description(context),
-            ))
         return metadata
 
     # ---------------------------------------------------------------------------------- input
@@ -159,6 +165,29 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if wanted is pa.Table:
             return dataset.to_table()
         return dataset
+
+
+def _record_written(context: dg.OutputContext, written: list[tuple[str, dict[str, Any]]]) -> None:
+    """Record the partitions a failing multi-partition write completed: Dagster only reports a step's
+    materializations when it succeeds, and these partitions are already replaced on storage."""
+    for key, metadata in written:
+        context.log_event(dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata))
+
+
+def _naming_partition(exc: Exception, table: str, key: str, written: list[str], keys: list[str]) -> dg.Failure:
+    """The step's error for a multi-partition write that failed on ``key``: which partition failed, which
+    were written before it, which are not recorded (their stored data is as before, except when only the Glue
+    registration of ``key`` failed), then the cause."""
+    done = f"{_span(written)} written and recorded; " if written else ""
+    where = f"{table} partition {key} failed ({done}{_span(keys[keys.index(key):])} not recorded)"
+    if isinstance(exc, dg.Failure):
+        return dg.Failure(description=f"{where}: {exc.description}", metadata=exc.metadata,
+                          allow_retries=exc.allow_retries)
+    return dg.Failure(description=f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _span(keys: list[str]) -> str:
+    return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
 
 
 def _last_attempt(context: dg.OutputContext | dg.InputContext) -> bool:

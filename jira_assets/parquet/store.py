@@ -22,6 +22,7 @@ from typing import Optional
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from jira_assets.parquet.backends import Backend, Sink, open_backend
@@ -39,6 +40,8 @@ __all__ = ["ParquetStore", "WriteResult", "StorageError", "MissingPartitionsErro
 MiB = 1024 * 1024
 PART_FILE_PREFIX = "part-"
 PART_FILE_SUFFIX = ".parquet"
+PARQUET_MAGIC = b"PAR1"  # a Parquet file ends with its footer, the footer's length (4 bytes) and this
+FOOTER_GUESS_BYTES = 64 * 1024  # read from the end at once, as pyarrow does: most footers fit in one request
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,7 @@ def _unified_schema(files: list[str], filesystem) -> pa.Schema:
     if not files:
         return pa.schema([])
     with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:  # footers are small round trips
-        schemas = list(pool.map(lambda f: pq.read_schema(f, filesystem=filesystem), files))
+        schemas = list(pool.map(lambda f: _footer_schema(f, filesystem), files))
     files_by_type: dict[str, dict[pa.DataType, list[str]]] = defaultdict(lambda: defaultdict(list))
     for path, schema in zip(files, schemas):
         for column in schema:
@@ -314,6 +317,32 @@ def _unified_schema(files: list[str], filesystem) -> pa.Schema:
     merged = pa.unify_schemas([pa.schema([f for f in s if f.name not in widened]) for s in schemas])
     extra = [pa.field(name, t) for name, t in widened.items() if t is not None]
     return pa.schema(list(merged) + extra, metadata=merged.metadata)
+
+
+def _footer_schema(path: str, filesystem) -> pa.Schema:
+    """The schema in one file's footer. Fetching the footer's bytes is a storage read like any other (perhaps
+    failing transiently); bytes that then do not decode are a damaged file (truncated, overwritten, not
+    Parquet at all), which no retry mends. pyarrow raises the same OSError for both, so they are kept apart."""
+    uri = path if isinstance(filesystem, pafs.LocalFileSystem) else f"{filesystem.type_name}://{path}"
+    with storage_errors("read", uri):
+        with filesystem.open_input_file(path) as file:
+            size = file.size()
+            tail = file.read_at(min(size, FOOTER_GUESS_BYTES), size - min(size, FOOTER_GUESS_BYTES))
+            needed = _footer_length(tail) + 8
+            if len(tail) < needed <= size:  # a footer longer than the guess (many columns): one more request
+                tail = file.read_at(needed, size - needed)
+    try:
+        return pq.read_schema(pa.BufferReader(tail))
+    except (pa.ArrowException, OSError) as exc:
+        cause = " ".join(str(exc).split())  # pyarrow's thrift errors end in (or hold) a line break
+        raise StorageError(f"cannot read {uri}: not a readable Parquet file ({cause})") from exc
+
+
+def _footer_length(tail: bytes) -> int:
+    """The footer length a Parquet file's last 8 bytes announce (0 when they are not a Parquet ending)."""
+    if len(tail) < 8 or tail[-4:] != PARQUET_MAGIC:
+        return 0
+    return int.from_bytes(tail[-8:-4], "little")
 
 
 def _common_type(types: list[pa.DataType]) -> Optional[pa.DataType]:
