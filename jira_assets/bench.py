@@ -892,14 +892,8 @@ def bench_job(names: tuple[str, ...], checks: bool = False, start_method: str = 
     if not checks:
         selection = selection.without_checks()
     job = dg.define_asset_job("jira_assets_bench", selection=selection)
-    if executor == "in_process":
-        executor_def = dg.in_process_executor
-    elif start_method == "spawn":  # Dagster's default start method, for comparison
-        executor_def = dg.multiprocess_executor
-    else:
-        executor_def = step_executor(preload=BENCH_PRELOAD)
-    return dg.Definitions(assets=d.assets, asset_checks=d.asset_checks, resources=d.resources,
-                          jobs=[job], executor=executor_def).resolve_job_def("jira_assets_bench")
+    return dg.Definitions(assets=d.assets, asset_checks=d.asset_checks, resources=d.resources, jobs=[job],
+                          executor=step_executor(preload=BENCH_PRELOAD)).resolve_job_def("jira_assets_bench")
 
 
 def _driver(spec_path: str, out_path: str) -> int:
@@ -1003,7 +997,10 @@ def _execute_run(case: Case, day: str, out: Path) -> int:
 
     job = dg.build_reconstructable_job("jira_assets.bench", "bench_job", reconstructable_args=(
         tuple(case.select), case.checks, case.start_method, case.executor))
-    execution = {} if case.executor == "in_process" else {"max_concurrent": case.steps}
+    execution: dict = {"in_process": {}}
+    if case.executor != "in_process":  # spawn: Dagster's default start method, for comparison
+        spawn = {"start_method": {"spawn": {}}} if case.start_method == "spawn" else {}
+        execution = {"multiprocess": {"max_concurrent": case.steps, **spawn}}
     run_config = {**QUIET, "execution": {"config": execution}}
     failures: list[str] = []
     with dg.DagsterInstance.get() as instance:

@@ -130,7 +130,7 @@ def _call(fn: Callable[[Any], Any], item: Any) -> Any:
 
 def interleave(generators: Sequence[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
     """Run several page generators on threads and yield their items as they come (bounded queue)."""
-    if len(generators) == 1 or workers <= 1:
+    if len(generators) <= 1 or workers <= 1:  # nothing to run side by side (a day without issues: none)
         for make in generators:
             yield from make()
         return

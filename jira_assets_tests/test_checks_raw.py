@@ -35,8 +35,9 @@ class Stand:
 
         @dg.asset(key=raw_key(name), partitions_def=partitions, io_manager_key="parquet_io_manager")
         def stand_in() -> Any:
-            if isinstance(self.table, dict):
-                return PartitionedOutput({day: (lambda t=table: t) for day, table in self.table.items()})
+            if isinstance(self.table, dict):  # a value that is an exception fails that day of the range
+                return PartitionedOutput({day: (lambda t=table: _table_or_raise(t))
+                                          for day, table in self.table.items()})
             return self.table
 
         self.assets: list[Any] = [stand_in]
@@ -47,6 +48,12 @@ class Stand:
 
             self.assets.append(downstream_asset)
         self.checks = build_raw_checks(next(o for o in CHECKED_OBJECTS if o.name == name))
+
+
+def _table_or_raise(table: pa.Table | Exception) -> pa.Table:
+    if isinstance(table, Exception):
+        raise table
+    return table
 
 
 @pytest.fixture
@@ -254,3 +261,29 @@ def test_a_range_run_compares_each_days_schema_with_the_run_before_it(run):
     assert {day: e.passed for day, e in schema["first"].items()} == {day: True for day in days}
     assert {day: (e.passed, e.metadata["added"].value) for day, e in schema["second"].items()} == {
         day: (False, ["author"]) for day in days}
+
+
+def schema_results(result) -> dict[str, tuple[bool, list, list]]:
+    return {e.partition: (e.passed, e.metadata["added"].value, e.metadata["removed"].value)
+            for e in result.get_asset_check_evaluations() if e.check_name == "schema_unchanged"}
+
+
+def test_a_range_longer_than_a_backfill_run_compares_every_day_with_the_run_before_it(run):
+    stand = Stand("issue_comments")
+    days = [(dt.date(2026, 3, 1) + dt.timedelta(days=n)).isoformat() for n in range(13)]  # > JIRA_DAYS_PER_RUN
+    run(stand, {day: comments([1]) for day in days})
+    second, _ = run(stand, {day: comments([1]).append_column("author", pa.array(["a"])) for day in days})
+    assert schema_results(second) == {day: (False, ["author"], []) for day in days}
+
+
+def test_a_change_brought_by_a_run_that_failed_is_reported_by_the_next_run_that_is_checked(run):
+    """The days a failed run wrote are recorded, but its checks never ran: the next run compares with the last
+    run that was checked, so a column the failed run dropped is still reported."""
+    stand = Stand("issue_comments")
+    days = ["2026-03-05", "2026-03-06"]
+    with_author = comments([1]).append_column("author", pa.array(["a"]))
+    run(stand, {day: with_author for day in days})
+    failed, _ = run(stand, {"2026-03-05": comments([1]), "2026-03-06": RuntimeError("Jira went away")})
+    assert not failed.success and failed.get_asset_check_evaluations() == []
+    third, _ = run(stand, {day: comments([1]) for day in days})
+    assert schema_results(third) == {day: (False, [], ["author"]) for day in days}

@@ -98,7 +98,7 @@ def test_a_20_day_backfill_runs_as_concurrent_queued_runs_within_one_request_bud
 
         # the queue ran the backfill as runs of up to DAYS_PER_RUN days, several at once, each day written once,
         # and the pool held the Jira steps to P
-        assert backfill.status.value == "COMPLETED_SUCCESS", deployment.run_statuses(backfill_id)
+        assert backfill.status.value == "COMPLETED_SUCCESS", (deployment.run_statuses(backfill_id), backfill.error)
         assert sorted(day for r in runs for day in run_days(r.dagster_run)) == days
         assert len(runs) == -(-DAYS // DAYS_PER_RUN)
         assert {r.dagster_run.status.value for r in runs} == {"SUCCESS"}

@@ -162,6 +162,30 @@ def test_the_celery_location_and_worker_config_validate(monkeypatch):
 
 # A run of the code location's own snapshot job, in a fresh interpreter so its fork server (a process-wide singleton
 # that keeps the environment it started with) dies with it.
+@pytest.mark.parametrize("execution, start", [
+    (None, "forkserver"),
+    ({"multiprocess": {"max_concurrent": 2}}, "forkserver"),
+    ({"multiprocess": {"start_method": {"spawn": {}}}}, "spawn"),  # a run's own choice wins
+    ({"in_process": {}}, None),
+])
+def test_the_code_locations_executor_takes_the_run_config_of_dagsters_default_executor(execution, start):
+    """Runs launched with Dagster's usual execution config (the launchpad, a backfill's run config) still work;
+    multiprocess steps fork from the preloaded server unless the run names a start method."""
+    import dagster as dg
+
+    from jira_assets.definitions import defs
+
+    job = defs().resolve_job_def("jira_snapshots")
+    resolved = dg.validate_run_config(job, {} if execution is None else {"execution": {"config": execution}})
+    [config] = resolved["execution"].values()
+    if start is None:
+        assert list(config) == ["in_process"]
+    else:
+        assert list(config["multiprocess"]["start_method"]) == [start]
+        if start == "forkserver":
+            assert "jira_assets.definitions" in config["multiprocess"]["start_method"]["forkserver"]["preload_modules"]
+
+
 FORKED_RUN = """
 import datetime as dt, json, os, sys
 import dagster as dg

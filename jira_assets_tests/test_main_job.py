@@ -112,10 +112,11 @@ def test_a_run_over_a_range_of_days_writes_each_day_as_its_own_partition_equal_t
                                   "dagster/asset_partition_range_end": days[-1]}, raise_on_error=False)
     assert not result.get_step_failure_events()
     assert len(result.get_step_success_events()) == len(names) + 1  # one step per asset (and checks), 3 days
-    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    checks = {(e.asset_check_key.name, e.partition): e for e in result.get_asset_check_evaluations()}
     names_checked = ("primary_key_unique", "primary_key_not_null", "schema_unchanged", "count_matches_jira")
-    assert {name: c.passed for name, c in checks.items()} == {name: True for name in names_checked}
-    assert checks["count_matches_jira"].metadata["window_start"].value.startswith(days[0])  # the count covers the range
+    assert {key: c.passed for key, c in checks.items()} == {(n, day): True for n in names_checked for day in days}
+    for day in days:  # each day is counted against Jira over its own window
+        assert checks[("count_matches_jira", day)].metadata["window_start"].value.startswith(day)
     found_any = 0
     for day in days:
         start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
@@ -167,6 +168,25 @@ def test_a_day_fetched_by_parallel_workers_lists_its_ids_once_then_asks_only_for
     assert sorted(k[0] for k in stored) == sorted(str(i["id"]) for i in truth)
     assert len(stored) == len(set(stored))
     assert searches == 1 + math.ceil(len(listed) / page)
+
+
+def test_a_day_without_issues_fetched_by_parallel_workers_is_an_empty_typed_partition(
+        simulator, jira_env, monkeypatch):
+    """A quiet day (a weekend, today just after midnight) lists no id: nothing to fetch, nothing to fail."""
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", "4")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    day = next(today - dt.timedelta(days=back) for back in range(60, 300)
+               if not simulator.truth.issues(
+                   updated_from=dt.datetime.combine(today - dt.timedelta(days=back + 1), dt.time(),
+                                                    tzinfo=dt.timezone.utc),
+                   updated_to=dt.datetime.combine(today - dt.timedelta(days=back - 1), dt.time(),
+                                                  tzinfo=dt.timezone.utc)))
+    before = simulator.stats()["requests_by_route"].get("POST /rest/api/2/search/jql", 0)
+    result = _materialize(day.isoformat(), selection=[dg.AssetKey(["jira", "raw", "issues"])])
+    assert [e.event_specific_data.error.message for e in result.get_step_failure_events()] == []
+    assert simulator.stats()["requests_by_route"]["POST /rest/api/2/search/jql"] - before == 1  # the listing
+    stored = ds.dataset(str(jira_env / "jira" / "raw" / "issues" / f"date={day}"), format="parquet")
+    assert stored.count_rows() == 0 and {"id", "key", "updated"} <= set(stored.schema.names)
 
 
 def test_a_failed_page_of_a_parallel_day_fails_the_step_naming_jira_and_sends_no_queued_page(

@@ -271,6 +271,26 @@ def test_a_damaged_file_is_a_permanent_error_naming_the_file_and_the_cause(make_
     assert store.read_table(TABLE, ["2026-10-01"]).num_rows == 3  # the healthy partition still reads
 
 
+def test_a_partition_folder_without_a_part_file_is_an_error_not_an_empty_day(make_store):
+    """Read as an empty day, an emptied folder would wipe that day's rows from every table built on it."""
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-01"), rows_of(0))  # a day without rows still has its (empty) part file
+    lost = store.write(TABLE, ("date", "2026-10-02"), rows_of(5)).files[0]
+    filesystem = store._backend.arrow_filesystem()
+    filesystem.delete_file(lost.removeprefix("s3://"))
+    with filesystem.open_output_stream(lost.removeprefix("s3://").rsplit("/", 1)[0] + "/notes.txt") as file:
+        file.write(b"moved the data away")  # a stray file keeps the folder (or S3 prefix) listed
+
+    folder = lost.rsplit("/", 1)[0]
+    for read in (lambda: store.dataset(TABLE), lambda: store.dataset(TABLE, ["2026-10-02"]),
+                 lambda: store.partition_datasets(TABLE, ["2026-10-01", "2026-10-02"])):
+        with pytest.raises(StorageError) as error:
+            read()
+        assert str(error.value).replace("/:", ":").startswith(f"cannot read {folder}: no Parquet part file in it")
+        assert error.value.transient is False
+    assert store.dataset(TABLE, ["2026-10-01"]).count_rows() == 0  # the written empty day reads as empty
+
+
 def test_a_footer_longer_than_the_first_read_still_reads(make_store):
     """Many columns make a footer larger than the 64 KiB read from a file's end at first."""
     store = make_store()
@@ -420,6 +440,23 @@ def test_unwritable_local_folder_is_a_one_line_error(unwritable_folder):
     assert "\n" not in message
     assert str(unwritable_folder / "lake") in message and "not writable" in message
     assert list(unwritable_folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("in_the_way", [["jira", "raw", "issues"], ["jira", "raw", "issues", "date=2026-10-18"]],
+                         ids=["table folder", "partition folder"])
+def test_a_file_where_a_folder_belongs_is_a_permanent_error_and_the_file_is_left_alone(tmp_path, in_the_way):
+    lake = tmp_path / "lake"
+    blocker = lake.joinpath(*in_the_way)
+    blocker.parent.mkdir(parents=True)
+    blocker.write_bytes(b"someone's notes")
+    store = ParquetStore(str(lake))
+    with pytest.raises(StorageError) as error:
+        store.write(TABLE, ("date", "2026-10-18"), rows_of(3))
+    message = str(error.value)
+    assert "a file is in the way where a folder is needed" in message and str(blocker) in message
+    assert not error.value.transient  # no retry moves a file
+    assert blocker.read_bytes() == b"someone's notes"
+    assert sorted(p.name for p in blocker.parent.iterdir()) == [blocker.name]  # no hidden leftovers beside it
 
 
 def test_disk_full_is_a_clear_error_and_the_previous_version_survives(tmp_path, monkeypatch):

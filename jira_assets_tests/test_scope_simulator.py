@@ -43,7 +43,7 @@ def day(simulator) -> dt.date:
         worklog_projects = {projects_of[str(w["issueId"])] for w in simulator.truth.worklogs()
                             if start <= dt.datetime.fromisoformat(w["updated"]) < end}
         commented = any(simulator.truth.comments(i["id"]) for i in issues)
-        if ("OPS" in keys and set(keys) - {"OPS"} and "WEB" in keys and 0 < len(open_two) < len(two)
+        if ("OPS" in keys and set(keys) - {"OPS"} and "WEB" in keys and 2 <= len(open_two) < len(two)
                 and "OPS" in worklog_projects and worklog_projects - {"OPS"} and commented):
             return candidate
     raise AssertionError("no recent day of the seeded data holds the mix these tests need")

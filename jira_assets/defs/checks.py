@@ -11,8 +11,9 @@
 Every check is evaluated per partition, also in a run that wrote a range of days: each day gets its own result, so a
 duplicate is one stored twice within a day (an issue updated during the run may rightly sit in two days), and the
 UI and automation see each day's status. Blocking checks stop downstream steps of the same run, and the marts'
-automation condition holds them while a blocking check of any upstream partition is failing (see `automation.py`). The count check is not blocking:
-missing issues make a partition incomplete, not wrong, and the next refresh of that day repairs it.
+automation condition holds them while a blocking check of any upstream partition is failing (see `automation.py`).
+The count check is not blocking: missing issues make a partition incomplete, not wrong, and the next refresh of
+that day repairs it.
 """
 
 import dataclasses
@@ -32,7 +33,7 @@ import pyarrow.dataset as ds
 
 from jira_assets.catalog import OBJECTS, JiraObject
 from jira_assets.defs.partitions import incremental_partitions, snapshot_partitions
-from jira_assets.defs.raw import DAYS_PER_RUN, POOL, raw_key
+from jira_assets.defs.raw import POOL, raw_key
 from jira_assets.defs.resources import JiraCloudResource
 from jira_assets.extract import Window, issue_jql
 from jira_assets.marts import quality
@@ -48,6 +49,7 @@ SINGLE_ROW = "single_row"
 NOT_NULL = "primary_key_not_null"
 SCHEMA = "schema_unchanged"
 COUNT = "count_matches_jira"
+PREVIOUS_PAGES = 20  # pages of 100 materializations searched for the previous run's (runs over many days, retries)
 
 
 def check_names(obj: JiraObject) -> list[str]:
@@ -152,15 +154,35 @@ def _describe(changes: dict) -> str:
 def _materialized_schemas(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
                           day: Optional[str]) -> tuple[Optional[dict], Optional[dict]]:
     """({column: type} of the materialization being checked, of the one before it), from the IO manager's
-    `dagster/column_schema` metadata. The one checked is the newest of the day; the previous one is the newest
-    written by an earlier run, of any day (a run over a range writes many days with the same schema)."""
+    `dagster/column_schema` metadata. The one checked is the newest of the day; the previous one is the newest of
+    any day written by an earlier run that succeeded (a run over a range writes many days with one schema; the days
+    a failed run wrote were never checked, so a change they brought is still reported)."""
     checked = _latest_materialization(context, key, day)
     if checked is None:
         return None, None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, before_storage_id=checked.storage_id), limit=1 + DAYS_PER_RUN).records
-    previous = next((r for r in records if r.run_id != checked.run_id), None)
+    previous = _previous_checked_materialization(context, key, checked)
     return _schema_metadata(checked), None if previous is None else _schema_metadata(previous)
+
+
+def _previous_checked_materialization(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
+                                      checked: Any) -> Any:
+    succeeded: dict[str, bool] = {}
+    cursor = None
+    for _ in range(PREVIOUS_PAGES):
+        page = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, before_storage_id=checked.storage_id), limit=100, cursor=cursor)
+        for record in page.records:
+            if record.run_id == checked.run_id:
+                continue
+            if record.run_id not in succeeded:
+                run = context.instance.get_run_by_id(record.run_id) if record.run_id else None
+                succeeded[record.run_id] = run is None or run.status == dg.DagsterRunStatus.SUCCESS
+            if succeeded[record.run_id]:
+                return record
+        if not page.has_more:
+            return None
+        cursor = page.cursor
+    return None
 
 
 def _latest_materialization(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, day: Optional[str]) -> Any:

@@ -26,17 +26,20 @@ PRELOAD = [
 
 
 def step_executor(preload: tuple[str, ...] = ()) -> dg.ExecutorDefinition:
-    """The multiprocess executor, its steps forked from a preloaded server where the platform has one (not on
-    Windows). A run's config may still set `max_concurrent` (default: the machine's CPUs). `preload` adds modules
-    (the benchmark's job module)."""
+    """Dagster's default executor, with the same run config (`multiprocess`, the default, with `max_concurrent`,
+    `start_method`...; or `in_process`), whose multiprocess steps are forked from a preloaded server unless the
+    run's config names a start method. Where the platform has no fork server (Windows), Dagster's own. `preload`
+    adds modules (the benchmark's job module)."""
+    default = dg.multi_or_in_process_executor
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return dg.multiprocess_executor
+        return default
     start = {"forkserver": {"preload_modules": [*PRELOAD, *preload]}}
 
     def config(run: dict) -> dict:
-        return {"max_concurrent": run.get("max_concurrent", 0), "start_method": start}
+        if "multiprocess" not in run:
+            return run
+        chosen = {key: value for key, value in run["multiprocess"].items() if value is not None}
+        return {"multiprocess": {"start_method": start, **chosen}}
 
-    return dg.multiprocess_executor.configured(
-        config, name="multiprocess_forkserver",
-        config_schema={"max_concurrent": dg.Field(int, is_required=False,
-                                                  description="steps at once (0: the machine's CPUs)")})
+    return default.configured(config, name="multi_or_in_process_forkserver",
+                              config_schema=default.config_schema.as_field())

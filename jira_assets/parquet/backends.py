@@ -135,6 +135,8 @@ class LocalFolder:
     def begin_replace(self, segments: Segments) -> LocalReplacement:
         target = self.path(segments)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_dir():  # someone's file: the swap below would move it aside and lose it
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target))
         _clean_up_interrupted_writes(target)
         staging = target.with_name(f".{target.name}{STAGING_MARK}{uuid.uuid4().hex}")
         staging.mkdir()

@@ -11,6 +11,9 @@ _OS_CAUSES = {
     errno.EACCES: "folder not writable (permission denied)",
     errno.EPERM: "folder not writable (operation not permitted)",
     errno.EROFS: "folder not writable (read-only file system)",
+    errno.EEXIST: "a file is in the way where a folder is needed",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+    errno.EISDIR: "a folder is in the way where a file is needed",
 }
 
 
@@ -18,7 +21,7 @@ class StorageError(Exception):
     """The storage (local folder or S3) refused or failed an operation; the message says why.
 
     ``transient`` is True when trying again later may work (S3 unreachable, throttled or failing); a missing
-    bucket, a denied access, a bad KMS key, a full disk or an unwritable folder need a person."""
+    bucket, a denied access, a bad KMS key, a full disk, an unwritable folder or a file in the way need a person."""
 
     def __init__(self, message: str, transient: bool = False) -> None:
         super().__init__(message)

@@ -172,7 +172,7 @@ class ParquetStore:
                 directories = [tuple(table_path)] if partitions is None else []
             else:
                 directories = [(*table_path, name) for name in selected.values()]
-            files = self._files_in(directories)
+            files = self._files_in(directories, partitions=column is not None)
             if partitions is None and not files and column is None:
                 raise MissingPartitionsError(f"cannot read {location}: no table written there", [])
             return self._dataset_over(table_path, column, files)
@@ -184,7 +184,8 @@ class ParquetStore:
         never written are absent when `allow_missing`, else an error as in `dataset`."""
         with storage_errors("read", self._backend.uri(tuple(table_path))):
             column, selected = self._selected_dirs(table_path, partitions, allow_missing)
-            return {value: self._dataset_over(table_path, column, self._files_in([(*table_path, name)]))
+            return {value: self._dataset_over(table_path, column,
+                                              self._files_in([(*table_path, name)], partitions=True))
                     for value, name in selected.items()}
 
     def _selected_dirs(self, table_path: Sequence[str], partitions: Iterable[str] | None,
@@ -203,8 +204,18 @@ class ParquetStore:
             )
         return column, {value: dirs_by_value[value] for value in selected if value in dirs_by_value}
 
-    def _files_in(self, directories: Iterable[Sequence[str]]) -> list[str]:
-        return [self._backend.arrow_path((*d, name)) for d in directories for name in self._part_files(d)]
+    def _files_in(self, directories: Iterable[Sequence[str]], *, partitions: bool) -> list[str]:
+        files = []
+        for directory in directories:
+            names = self._part_files(directory)
+            # Every partition written holds a part file, a typed empty one for a day without rows: a partition
+            # folder without one was emptied or made by hand, and read as an empty day it would wipe that day
+            # downstream.
+            if partitions and not names:
+                raise StorageError(f"cannot read {self._backend.uri(tuple(directory))}: no Parquet part file in it "
+                                   "(every written partition has one); materialize that partition again")
+            files += [self._backend.arrow_path((*directory, name)) for name in names]
+        return files
 
     def _dataset_over(self, table_path: Sequence[str], column: str | None, files: list[str]) -> ds.Dataset:
         filesystem = self._backend.arrow_filesystem()
