@@ -23,6 +23,7 @@ from jira_assets.catalog import ARRAY, JiraObject
 from jira_assets.issue_schema import issue_converter
 from jira_assets.jira.errors import JiraError, JiraProtocolError
 from jira_assets.jira.paging import PageBean, SinglePage, StartAtTotal, TokenPages
+from jira_assets.parquet.store import scan_errors
 from jira_assets.parquet.stream import RecordBatchStream
 
 log = logging.getLogger(__name__)
@@ -381,11 +382,12 @@ def _small_batches(dataset: ds.Dataset, columns: list[str]) -> Iterator[pa.Recor
     """`dataset.to_batches(columns)` one Parquet row group at a time, in small batches: the scanner's own
     read-ahead decodes many row groups at once (~200 MB of a 20 000-issue partition's changelog JSON), and each
     batch becomes Python strings at once."""
-    for fragment in dataset.get_fragments():
-        pieces = fragment.split_by_row_group() if hasattr(fragment, "split_by_row_group") else [fragment]
-        for piece in pieces:
-            yield from piece.to_batches(schema=dataset.schema, columns=columns, batch_size=CHILD_READ_BATCH,
-                                        use_threads=False)
+    with scan_errors(dataset):
+        for fragment in dataset.get_fragments():
+            pieces = fragment.split_by_row_group() if hasattr(fragment, "split_by_row_group") else [fragment]
+            for piece in pieces:
+                yield from piece.to_batches(schema=dataset.schema, columns=columns, batch_size=CHILD_READ_BATCH,
+                                            use_threads=False)
 
 
 def _complete(run: _Run, issue_id: str, page: Optional[dict], list_key: str, endpoint: str, paging: Any,

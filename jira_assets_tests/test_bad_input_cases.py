@@ -535,6 +535,31 @@ def test_a_damaged_upstream_file_fails_its_reader_once_naming_the_file(site, env
     assert step_retries(result) == []
 
 
+
+def test_a_file_damaged_past_its_footer_fails_its_readers_once_naming_the_file(site, env):
+    """The footer reads (the store checks it) but the column data does not decode: pyarrow's error names no file,
+    so the child asset and the mart reading it must, each in one line, without retrying."""
+    import dagster as dg
+
+    from jira_assets.definitions import defs
+
+    with environment(env):
+        assert not failures(materialize(["issues"], YESTERDAY))
+        part = lake(env) / "jira" / "raw" / "issues" / f"date={YESTERDAY}" / "part-00000.parquet"
+        data = bytearray(part.read_bytes())
+        for i in range(200, len(data) // 2):  # scramble the column chunks, keep the footer
+            data[i] = (data[i] * 7 + 13) % 256
+        part.write_bytes(bytes(data))
+        child = materialize(["issue_comments"], YESTERDAY)
+        d = defs()
+        marts = [dg.AssetKey(["jira", "marts", n]) for n in ("deleted_issues", "issues_current")]
+        mart = dg.materialize([a for a in d.assets if isinstance(a, dg.AssetsDefinition)], resources=d.resources,
+                              selection=marts,
+                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    for result, name in ((child, "issue_comments"), (mart, "issues_current")):
+        assert_one_clear_line(failures(result)[name], f"{name}: cannot read {part}: not a readable Parquet file (")
+        assert step_retries(result) == []
+
 def _can_mount_tmpfs() -> bool:
     if not shutil.which("unshare"):
         return False

@@ -18,6 +18,7 @@ from jira_assets.parquet import (
     StorageError,
     backends,
 )
+from jira_assets.parquet.store import scan_errors
 
 TABLE = ["jira", "raw", "issues"]
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -269,6 +270,27 @@ def test_a_damaged_file_is_a_permanent_error_naming_the_file_and_the_cause(make_
         assert message.startswith(f"cannot read {damaged}: not a readable Parquet file ({cause}")
         assert "\n" not in message and error.value.transient is False
     assert store.read_table(TABLE, ["2026-10-01"]).num_rows == 3  # the healthy partition still reads
+
+
+def scramble_middle(data: bytes) -> bytes:
+    """Column chunks garbled, the footer intact: the store's footer check passes, a scan does not."""
+    middle = bytes((b * 7 + 13) % 256 for b in data[4:len(data) // 2])
+    return data[:4] + middle + data[len(data) // 2:]
+
+
+def test_a_scan_failing_on_a_file_damaged_past_its_footer_names_the_file(make_store):
+    store = make_store()
+    store.write(TABLE, ("date", "2026-10-01"), rows_of(50))
+    damaged = store.write(TABLE, ("date", "2026-10-02"), rows_of(300, start=50)).files[0]
+    replace_bytes(store, damaged, scramble_middle)
+    dataset = store.dataset(TABLE)  # footers read fine
+    with pytest.raises(StorageError) as error:
+        with scan_errors(dataset):
+            dataset.to_table()
+    assert str(error.value).startswith(f"cannot read {damaged}: not a readable Parquet file (")
+    assert "\n" not in str(error.value) and error.value.transient is False
+    with scan_errors(dataset):  # a healthy read passes through untouched
+        assert store.dataset(TABLE, ["2026-10-01"]).to_table().num_rows == 50
 
 
 def test_a_partition_folder_without_a_part_file_is_an_error_not_an_empty_day(make_store):

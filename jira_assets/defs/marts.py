@@ -31,6 +31,7 @@ from jira_assets.marts import history as history_mart
 from jira_assets.marts import issues as issues_mart
 from jira_assets.marts import transitions as transitions_mart
 from jira_assets.marts.dimensions import Dimensions
+from jira_assets.parquet.errors import StorageError
 from jira_assets.parquet.io_manager import table_schema
 from jira_assets.parquet.stream import PartitionedOutput, RecordBatchStream
 
@@ -89,11 +90,23 @@ def _output(data: pa.Table | RecordBatchStream, lineage: Mapping[str, list[tuple
 def _mart(name: str, description: str, ins: Mapping[str, dg.AssetIn], schema: pa.Schema | None = None,
           **extra: Any):
     metadata = {"dagster/column_schema": table_schema(schema)} if schema is not None else {}
-    return dg.asset(
+    asset = dg.asset(
         name=name, key_prefix=MART_PREFIX, group_name=GROUP, kinds=KINDS, owners=["team:data-eng"],
         io_manager_key="parquet_io_manager", automation_condition=MART_AUTOMATION, description=description,
         ins=dict(ins), metadata=metadata, **extra,
     )
+
+    def decorate(compute):
+        @functools.wraps(compute)  # Dagster reads the inputs from the wrapped signature
+        def naming_storage_errors(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return compute(*args, **kwargs)
+            except StorageError as exc:  # an upstream file unreadable: one line naming it, not a traceback
+                raise dg.Failure(description=f"{name}: {exc}", allow_retries=exc.transient) from exc
+
+        return asset(naming_storage_errors)
+
+    return decorate
 
 
 # ---- the census (raw-ish: it calls Jira, so it sits with the raw assets and shares their pool) -------------

@@ -21,6 +21,7 @@ from jira_assets.jira.errors import (
 )
 from jira_assets.issue_schema import issue_converter
 from jira_assets.jira.redact import redact
+from jira_assets.parquet.errors import StorageError
 from jira_assets.parquet.stream import PartitionedInput, PartitionedOutput, RecordBatchStream
 from jira_assets.scope import ScopeError
 
@@ -83,7 +84,7 @@ def check_capture_date(obj: JiraObject, partition_key: str) -> None:
 
 # Worth another attempt of the whole step; everything else needs the user (config, consent, permission).
 TRANSIENT_ERRORS = (JiraServerError, JiraRateLimited, JiraProtocolError, ConnectionError, TimeoutError)
-PERMANENT_ERRORS = (JiraError, ExtractionError, ConfigError)
+PERMANENT_ERRORS = (JiraError, ExtractionError, ConfigError, StorageError)  # a StorageError may say it is transient
 
 
 def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> dg.Failure:
@@ -101,7 +102,7 @@ def as_failure(obj: JiraObject, exc: Exception, last_attempt: bool = False) -> d
     return dg.Failure(
         description=f"{obj.name}: {cause}",
         metadata={"jira/error": type(exc).__name__, "jira/endpoint": obj.path},
-        allow_retries=isinstance(exc, TRANSIENT_ERRORS) and not last_attempt,
+        allow_retries=(isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "transient", False)) and not last_attempt,
     )
 
 

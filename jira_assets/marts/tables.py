@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from jira_assets.parquet.store import scan_errors
+
 PARTITION_COLUMN = "date"
 EXTRACTED_AT = "_extracted_at"
 TS = pa.timestamp("ms", tz="UTC")
@@ -44,7 +46,8 @@ def read(
     if not present:
         rows = 0 if dataset is None or not dataset.schema.names else dataset.count_rows(filter=filter)
         return pa.table({name: pa.nulls(rows, type_) for name, type_ in columns.items()})
-    table = dataset.to_table(columns=present, filter=filter)
+    with scan_errors(dataset):
+        table = dataset.to_table(columns=present, filter=filter)
     arrays = []
     for name, type_ in columns.items():
         if name in present:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -35,7 +36,7 @@ from jira_assets.parquet.stream import RecordBatchStream
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ParquetStore", "WriteResult", "StorageError", "MissingPartitionsError"]
+__all__ = ["ParquetStore", "WriteResult", "StorageError", "MissingPartitionsError", "scan_errors"]
 
 MiB = 1024 * 1024
 PART_FILE_PREFIX = "part-"
@@ -334,7 +335,7 @@ def _footer_schema(path: str, filesystem) -> pa.Schema:
     """The schema in one file's footer. Fetching the footer's bytes is a storage read like any other (perhaps
     failing transiently); bytes that then do not decode are a damaged file (truncated, overwritten, not
     Parquet at all), which no retry mends. pyarrow raises the same OSError for both, so they are kept apart."""
-    uri = path if isinstance(filesystem, pafs.LocalFileSystem) else f"{filesystem.type_name}://{path}"
+    uri = _file_uri(path, filesystem)
     with storage_errors("read", uri):
         with filesystem.open_input_file(path) as file:
             size = file.size()
@@ -345,8 +346,36 @@ def _footer_schema(path: str, filesystem) -> pa.Schema:
     try:
         return pq.read_schema(pa.BufferReader(tail))
     except (pa.ArrowException, OSError) as exc:
-        cause = " ".join(str(exc).split())  # pyarrow's thrift errors end in (or hold) a line break
-        raise StorageError(f"cannot read {uri}: not a readable Parquet file ({cause})") from exc
+        raise _unreadable(uri, exc) from exc
+
+
+def _unreadable(uri: str, exc: BaseException) -> StorageError:
+    cause = " ".join(str(exc).split())  # pyarrow's thrift errors end in (or hold) a line break
+    return StorageError(f"cannot read {uri}: not a readable Parquet file ({cause})")
+
+
+def _file_uri(path: str, filesystem) -> str:
+    return path if isinstance(filesystem, pafs.LocalFileSystem) else f"{filesystem.type_name}://{path}"
+
+
+@contextmanager
+def scan_errors(dataset: ds.Dataset) -> Iterator[None]:
+    """A read of ``dataset`` inside the block that fails on a file damaged past its footer (which `dataset` checked)
+    names that file: pyarrow's error does not, so on the error path only the files are read one at a time to
+    find it. A storage failure (S3 unreachable) stays a transient StorageError."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        for fragment in dataset.get_fragments():
+            try:
+                fragment.to_table(schema=dataset.schema, use_threads=False)
+            except (pa.ArrowException, OSError) as damaged:
+                uri = _file_uri(fragment.path, fragment.filesystem)
+                if "AWS Error" in str(damaged):  # the store, not the file
+                    raise StorageError(f"cannot read {uri}: {' '.join(str(damaged).split())}",
+                                       transient=True) from exc
+                raise _unreadable(uri, damaged) from exc
+        raise
 
 
 def _footer_length(tail: bytes) -> int:
