@@ -287,3 +287,16 @@ def test_a_change_brought_by_a_run_that_failed_is_reported_by_the_next_run_that_
     assert not failed.success and failed.get_asset_check_evaluations() == []
     third, _ = run(stand, {day: comments([1]) for day in days})
     assert schema_results(third) == {day: (False, [], ["author"]) for day in days}
+
+
+def test_a_partition_damaged_past_its_footer_fails_the_checks_in_one_line_naming_the_file(run, tmp_path):
+    stand = Stand("projects")
+    run(stand, projects([str(n) for n in range(200)]))
+    part = tmp_path / "lake" / "jira" / "raw" / "projects" / f"date={DAY}" / "part-00000.parquet"
+    data = part.read_bytes()
+    part.write_bytes(data[:4] + bytes((b * 7 + 13) % 256 for b in data[4:len(data) // 2]) + data[len(data) // 2:])
+    result, _ = run(stand, None)  # the stand-in writes nothing: the checks read the damaged file
+    [failure] = result.get_step_failure_events()
+    message = failure.event_specific_data.error.message
+    assert failure.step_key == "projects_checks"
+    assert f"projects primary_key_unique: cannot read {part}: not a readable Parquet file (" in message

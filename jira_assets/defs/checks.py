@@ -39,6 +39,8 @@ from jira_assets.extract import Window, issue_jql
 from jira_assets.marts import quality
 from jira_assets.marts.census import CENSUS_OBJECT
 from jira_assets.marts.tables import EXTRACTED_AT, PARTITION_COLUMN, TS
+from jira_assets.parquet.errors import StorageError
+from jira_assets.parquet.store import scan_errors
 from jira_assets.parquet.stream import PartitionedInput
 
 APPROXIMATE_COUNT_PATH = "/rest/api/2/search/approximate-count"
@@ -269,7 +271,11 @@ def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, days: Part
         for name in check_names(obj):
             if name not in selected:
                 continue
-            result = runners[name]()
+            try:
+                with scan_errors(data):
+                    result = runners[name]()
+            except StorageError as exc:  # the partition's file cannot be read: one line naming it
+                raise dg.Failure(description=f"{obj.name} {name}: {exc}", allow_retries=exc.transient) from exc
             yield result if context.has_partition_key or day is None else _evaluation(context, obj, day, result)
 
 
