@@ -163,7 +163,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--days-per-run", type=int, help="partitions one run covers (default: the product's, 10)")
     parser.add_argument("--steps", type=int, help="steps in parallel in a run (multiprocess max_concurrent)")
     parser.add_argument("--max-in-flight", type=int, help="per-process max_in_flight (default C)")
-    parser.add_argument("--window-splits", type=int, help="a day's search pages fetched concurrently (JIRA_WINDOW_SPLITS)")
+    parser.add_argument("--window-splits", type=int,
+                        help="a day's search pages fetched concurrently (JIRA_WINDOW_SPLITS)")
     parser.add_argument("--child-workers", type=int, help="concurrent child requests per step")
     parser.add_argument("--select", help="comma list of raw asset names, or 'snapshots'")
     parser.add_argument("--start-method", choices=["forkserver", "spawn"], help="multiprocess executor start method")
@@ -875,8 +876,7 @@ class InFlightMeter:
 # ---- the driver: Dagster runs, each over a range of partitions as a backfill launches them --------------------
 
 
-def bench_job(names: tuple[str, ...], checks: bool = False, start_method: str = "forkserver",
-              executor: str = "multiprocess"):
+def bench_job(names: tuple[str, ...], checks: bool = False):
     """The job the driver executes: the code location's own definitions and executor, the selected raw assets."""
     import dagster as dg
 
@@ -995,8 +995,8 @@ def _execute_run(case: Case, day: str, out: Path) -> int:
     its results and metadata to `out`."""
     import dagster as dg
 
-    job = dg.build_reconstructable_job("jira_assets.bench", "bench_job", reconstructable_args=(
-        tuple(case.select), case.checks, case.start_method, case.executor))
+    job = dg.build_reconstructable_job("jira_assets.bench", "bench_job",
+                                       reconstructable_args=(tuple(case.select), case.checks))
     execution: dict = {"in_process": {}}
     if case.executor != "in_process":  # spawn: Dagster's default start method, for comparison
         spawn = {"start_method": {"spawn": {}}} if case.start_method == "spawn" else {}

@@ -121,9 +121,9 @@ def _not_null(obj: JiraObject, data: ds.Dataset) -> dg.AssetCheckResult:
     )
 
 
-def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, day: Optional[str],
+def _schema(context: dg.AssetCheckExecutionContext, obj: JiraObject, checked: Any,
             data: ds.Dataset) -> dg.AssetCheckResult:
-    current, previous = _materialized_schemas(context, raw_key(obj.name), day)
+    current, previous = _materialized_schemas(context, raw_key(obj.name), checked)
     if current is None:  # no materialization metadata: the schema of the stored partition
         current = quality.schema_of(data.schema, drop=[PARTITION_COLUMN])
     changes = quality.schema_changes(previous, current)
@@ -154,12 +154,11 @@ def _describe(changes: dict) -> str:
 
 
 def _materialized_schemas(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
-                          day: Optional[str]) -> tuple[Optional[dict], Optional[dict]]:
+                          checked: Any) -> tuple[Optional[dict], Optional[dict]]:
     """({column: type} of the materialization being checked, of the one before it), from the IO manager's
-    `dagster/column_schema` metadata. The one checked is the newest of the day; the previous one is the newest of
+    `dagster/column_schema` metadata. The one checked is the day's newest; the previous one is the newest of
     any day written by an earlier run that succeeded (a run over a range writes many days with one schema; the days
     a failed run wrote were never checked, so a change they brought is still reported)."""
-    checked = _latest_materialization(context, key, day)
     if checked is None:
         return None, None
     previous = _previous_checked_materialization(context, key, checked)
@@ -203,14 +202,14 @@ def _schema_metadata(record: Any) -> Optional[dict]:
     return None if schema is None else {c.name: c.type for c in schema.columns}
 
 
-def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, day: str,
+def _count(context: dg.AssetCheckExecutionContext, jira: JiraCloudResource, day: str, checked: Any,
            data: ds.Dataset) -> dg.AssetCheckResult:
     """Stored issues vs Jira's approximate count, over [window start, min(window end, extraction start)).
 
     An issue Jira counts there was last updated before the extraction began, so it must be stored; issues
     updated since have moved to a later window and are left out on both sides."""
     start, end = incremental_partitions.time_window_for_partition_key(day)
-    began = [t for t in (_writer_run_start(context, day), _earliest_extraction(data)) if t is not None]
+    began = [t for t in (_writer_run_start(context, checked), _earliest_extraction(data)) if t is not None]
     upper = min(end, _floor_minute(min(began))) if began else end
     metadata: dict[str, Any] = {"window_start": start.isoformat(), "window_end": end.isoformat(),
                                 "compared_until": upper.isoformat()}
@@ -243,10 +242,9 @@ def _earliest_extraction(data: ds.Dataset) -> Optional[dt.datetime]:
     return pc.min(data.to_table(columns=[EXTRACTED_AT]).column(0)).as_py() if data.count_rows() else None
 
 
-def _writer_run_start(context: dg.AssetCheckExecutionContext, day: str) -> Optional[dt.datetime]:
+def _writer_run_start(context: dg.AssetCheckExecutionContext, checked: Any) -> Optional[dt.datetime]:
     """When the run that wrote the checked partition started (known even when it stored no row)."""
-    record = _latest_materialization(context, raw_key("issues"), day)
-    started = context.instance.get_run_stats(record.run_id).start_time if record is not None else None
+    started = context.instance.get_run_stats(checked.run_id).start_time if checked is not None else None
     return dt.datetime.fromtimestamp(started, tz=dt.timezone.utc) if started else None
 
 
@@ -260,13 +258,15 @@ def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, days: Part
     Dagster ties to that partition; a step over a range yields one AssetCheckEvaluation per day and check, as
     AssetCheckResult has no partition of its own (Dagster 1.13)."""
     selected = {k.name for k in context.selected_asset_check_keys}
+    key = raw_key(obj.name)
     for day, data in days.items():
+        checked = _latest_materialization(context, key, day)  # the materialization every check of the day judges
         runners = {
             UNIQUE: lambda: _unique(obj, data),
             SINGLE_ROW: lambda: _single_row(data),
             NOT_NULL: lambda: _not_null(obj, data),
-            SCHEMA: lambda: _schema(context, obj, day, data),
-            COUNT: lambda: _count(context, jira, day, data),
+            SCHEMA: lambda: _schema(context, obj, checked, data),
+            COUNT: lambda: _count(context, jira, day, checked, data),
         }
         for name in check_names(obj):
             if name not in selected:
@@ -276,15 +276,12 @@ def _results(context: dg.AssetCheckExecutionContext, obj: JiraObject, days: Part
                     result = runners[name]()
             except StorageError as exc:  # the partition's file cannot be read: one line naming it
                 raise dg.Failure(description=f"{obj.name} {name}: {exc}", allow_retries=exc.transient) from exc
-            yield result if context.has_partition_key or day is None else _evaluation(context, obj, day, result)
+            yield result if context.has_partition_key or day is None else _evaluation(key, day, checked, result)
 
 
-def _evaluation(context: dg.AssetCheckExecutionContext, obj: JiraObject, day: str,
-                result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+def _evaluation(key: dg.AssetKey, day: str, checked: Any, result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """The result of one day of a range, tied to that day's materialization (without it the UI counts the
     result as not current and the automation cannot hold the marts)."""
-    key = raw_key(obj.name)
-    checked = _latest_materialization(context, key, day)
     return dg.AssetCheckEvaluation(
         asset_key=key, check_name=result.check_name, passed=result.passed, metadata=result.metadata,
         severity=result.severity, description=result.description, blocking=result.check_name in _BLOCKING,

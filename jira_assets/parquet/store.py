@@ -350,8 +350,11 @@ def _footer_schema(path: str, filesystem) -> pa.Schema:
 
 
 def _unreadable(uri: str, exc: BaseException) -> StorageError:
-    cause = " ".join(str(exc).split())  # pyarrow's thrift errors end in (or hold) a line break
-    return StorageError(f"cannot read {uri}: not a readable Parquet file ({cause})")
+    return StorageError(f"cannot read {uri}: not a readable Parquet file ({_one_line(exc)})")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())  # pyarrow's thrift errors end in (or hold) a line break
 
 
 def _file_uri(path: str, filesystem) -> str:
@@ -372,8 +375,7 @@ def scan_errors(dataset: ds.Dataset) -> Iterator[None]:
             except (pa.ArrowException, OSError) as damaged:
                 uri = _file_uri(fragment.path, fragment.filesystem)
                 if "AWS Error" in str(damaged):  # the store, not the file
-                    raise StorageError(f"cannot read {uri}: {' '.join(str(damaged).split())}",
-                                       transient=True) from exc
+                    raise StorageError(f"cannot read {uri}: {_one_line(damaged)}", transient=True) from exc
                 raise _unreadable(uri, damaged) from exc
         raise
 
