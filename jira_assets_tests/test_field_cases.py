@@ -38,8 +38,15 @@ def materialization_metadata(result, name):
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def test_c01_a_window_is_read_in_utc_whatever_the_users_time_zone(simulator, jira_env):
+# Both ways a day is searched: token pages one after another, and (JIRA_WINDOW_SPLITS > 1) an id listing, then
+# pages of ids fetched by parallel workers.
+SEARCH_WAYS = pytest.mark.parametrize("splits", ["1", "4"], ids=["sequential", "listed ids"])
+
+
+@SEARCH_WAYS
+def test_c01_a_window_is_read_in_utc_whatever_the_users_time_zone(simulator, jira_env, monkeypatch, splits):
     """The demo user is in America/Los_Angeles; issues right after midnight UTC belong to that UTC day only."""
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", splits)
     assert simulator.info()["time_zone"] == "America/Los_Angeles"
     today = dt.datetime.now(UTC).date()
     day = today - dt.timedelta(days=3)
@@ -85,10 +92,16 @@ def test_c06_truncated_children_are_completed_and_complete_ones_cost_no_request(
     assert meta["jira/requests"] == sum(-(-total // 100) for total in truncated_totals)
 
 
-def test_c13_lying_pages_of_every_shape_land_each_record_once(simulator, jira_env, monkeypatch):
-    """Repeated records on token pages (issues), PageBeans (changelog), startAt/total pages (comments) and a bare
-    array (users); and a bare array that ignores startAt, which once looped forever."""
+@SEARCH_WAYS
+def test_c13_lying_pages_of_every_shape_land_each_record_once(simulator, jira_env, monkeypatch, splits):
+    """Repeated records on token pages (issues, and the id listing), PageBeans (changelog), startAt/total pages
+    (comments) and a bare array (users); and a bare array that ignores startAt, which once looped forever."""
+    from jira_assets import extract
+
     monkeypatch.setenv("JIRA_ISSUE_PAGE_SIZE", "3")
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", splits)
+    # the listing spans pages too, each as long as a fetch page: a repeated id lands in two fetch pages
+    monkeypatch.setattr(extract, "ID_LIST_PAGE", 3)
     simulator.lie(r"/search/jql", repeat_previous=1)  # pages of three: one old issue, two new
     for path in (r"/issue/\d+/changelog", r"/issue/\d+/comment", r"/users/search"):
         simulator.lie(path, repeat_previous=3)
@@ -158,8 +171,11 @@ def test_c09_a_field_whose_json_type_varies_lands_losslessly(simulator, jira_env
     assert materialization_metadata(result, "issues")["jira/type_mismatches"]
 
 
-def test_c11_an_unknown_project_fails_with_jiras_message_and_writes_nothing(simulator, jira_env, monkeypatch):
+@SEARCH_WAYS
+def test_c11_an_unknown_project_fails_with_jiras_message_and_writes_nothing(simulator, jira_env, monkeypatch,
+                                                                            splits):
     monkeypatch.setenv("JIRA_PROJECTS", "NOPE")
+    monkeypatch.setenv("JIRA_WINDOW_SPLITS", splits)  # the id listing's 400 is an error too, not an empty day
     day = dt.datetime.now(UTC).date().isoformat()
     result = materialize(["issues"], day)
     message = failures(result).get("issues", "")
